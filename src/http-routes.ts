@@ -1,0 +1,82 @@
+/** The plain HTTP routes on the service's one port: /metrics, /healthz, /readyz, JSON 404/405. */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import type { Instruments } from './instruments.js';
+import { sendJson } from './http-responses.js';
+import { checkReadiness, type ReadinessSources } from './readiness.js';
+import { PROMETHEUS_CONTENT_TYPE, type Telemetry } from './telemetry.js';
+
+export interface RouteDeps extends ReadinessSources {
+  readonly telemetry: Telemetry;
+  readonly instruments: Instruments;
+  readonly logger: Logger;
+  readonly wsPath: string;
+}
+
+type Route = (req: IncomingMessage, res: ServerResponse, deps: RouteDeps) => void | Promise<void>;
+
+async function metrics(_req: IncomingMessage, res: ServerResponse, deps: RouteDeps): Promise<void> {
+  let body: string;
+  try {
+    body = await deps.telemetry.scrape();
+  } catch (err) {
+    // 503, not the exporter handler's 200-with-an-error-text: a failed scrape must look failed.
+    sendJson(res, 503, { error: 'metrics_unavailable', message: (err as Error).message });
+    return;
+  }
+  res.writeHead(200, {
+    'Content-Type': PROMETHEUS_CONTENT_TYPE,
+    'Content-Length': Buffer.byteLength(body),
+    'Cache-Control': 'no-store',
+  });
+  res.end(body);
+}
+
+function healthz(_req: IncomingMessage, res: ServerResponse): void {
+  sendJson(res, 200, { status: 'ok' });
+}
+
+async function readyz(_req: IncomingMessage, res: ServerResponse, deps: RouteDeps): Promise<void> {
+  const readiness = await checkReadiness(deps);
+  sendJson(res, readiness.ready ? 200 : 503, {
+    status: readiness.ready ? 'ready' : 'not_ready',
+    checks: readiness.checks,
+  });
+}
+
+const routes: ReadonlyMap<string, Route> = new Map<string, Route>([
+  ['/metrics', metrics],
+  ['/healthz', healthz],
+  ['/readyz', readyz],
+]);
+
+function pathOf(url: string | undefined): string {
+  const raw = url ?? '/';
+  const query = raw.indexOf('?');
+  return query === -1 ? raw : raw.slice(0, query);
+}
+
+export function createRequestHandler(deps: RouteDeps) {
+  return (req: IncomingMessage, res: ServerResponse): void => {
+    const path = pathOf(req.url);
+    const route = routes.get(path);
+    if (route === undefined) {
+      if (path === deps.wsPath) {
+        sendJson(res, 426, { error: 'upgrade_required', message: `${path} accepts WebSocket upgrades only` }, { Upgrade: 'websocket' });
+      } else {
+        sendJson(res, 404, { error: 'not_found', message: `no route for ${path}` });
+      }
+      return;
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      sendJson(res, 405, { error: 'method_not_allowed', message: `${path} accepts GET and HEAD` }, { Allow: 'GET, HEAD' });
+      return;
+    }
+    Promise.resolve(route(req, res, deps)).catch((err: unknown) => {
+      deps.instruments.countError('server');
+      deps.logger.error({ err, path }, 'route failed');
+      if (!res.headersSent) sendJson(res, 500, { error: 'internal_error', message: 'internal error' });
+      else res.destroy();
+    });
+  };
+}

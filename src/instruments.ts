@@ -1,0 +1,81 @@
+/**
+ * Every metric instrument the service records, created once. Names are the seed's exact
+ * Prometheus names (`active_connections`, `total_messages`, `error_count`, `shutdown_duration`)
+ * plus operator extras named in the same style; the exporter adds `_total` to counters.
+ */
+import type { Counter, Histogram, Meter } from '@opentelemetry/api';
+import { ATTR_ERROR_SOURCE, ERROR_SOURCES, type ErrorSource } from './semconv.js';
+
+/** Seconds. Shutdown is drain delay (default 5 s) plus closing and flushing, bounded by the timeout. */
+export const SHUTDOWN_BUCKETS_S = [0.1, 0.25, 0.5, 1, 2.5, 5, 7.5, 10, 15, 20, 30, 60, 120];
+/** Seconds. Handlers answer in microseconds to milliseconds; the tail shows event-loop stalls. */
+export const MESSAGE_BUCKETS_S = [
+  0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+];
+/** Seconds. Connections live from a failed handshake retry to a day-long session. */
+export const CONNECTION_BUCKETS_S = [0.1, 1, 5, 15, 60, 300, 900, 1800, 3600, 7200, 14400, 43200, 86400];
+
+export interface Instruments {
+  readonly totalMessages: Counter;
+  readonly errorCount: Counter<{ [ATTR_ERROR_SOURCE]: ErrorSource }>;
+  readonly shutdownDuration: Histogram;
+  readonly messageDuration: Histogram;
+  readonly connectionDuration: Histogram;
+  /** Counts one unhandled error; the single place error_count is incremented. */
+  countError(source: ErrorSource): void;
+}
+
+export interface InstrumentSources {
+  /** The live socket count, read at collection time so the gauge cannot drift from the truth. */
+  readonly liveConnections: () => number;
+}
+
+export function createInstruments(meter: Meter, sources: InstrumentSources): Instruments {
+  meter
+    .createObservableUpDownCounter('active_connections', {
+      description: 'Number of live WebSocket connections',
+    })
+    .addCallback((result) => result.observe(sources.liveConnections()));
+
+  const totalMessages = meter.createCounter('total_messages', {
+    description: 'Total messages received across all connections',
+  });
+  const errorCount = meter.createCounter<{ [ATTR_ERROR_SOURCE]: ErrorSource }>('error_count', {
+    description: 'Number of unhandled errors/exceptions, by where they surfaced',
+  });
+  const shutdownDuration = meter.createHistogram('shutdown_duration', {
+    description: 'Time taken during graceful shutdown',
+    unit: 's',
+    advice: { explicitBucketBoundaries: SHUTDOWN_BUCKETS_S },
+  });
+  const messageDuration = meter.createHistogram('message_processing_duration_seconds', {
+    description: 'Time from a message arriving to its reply being handed to the socket, by message type and outcome',
+    unit: 's',
+    advice: { explicitBucketBoundaries: MESSAGE_BUCKETS_S },
+  });
+  const connectionDuration = meter.createHistogram('connection_duration_seconds', {
+    description: 'Lifetime of closed WebSocket connections, by close reason',
+    unit: 's',
+    advice: { explicitBucketBoundaries: CONNECTION_BUCKETS_S },
+  });
+
+  // Series that exist from the first scrape: rate() and `== 0` alerts need a starting point.
+  totalMessages.add(0);
+  const bySource = new Map<ErrorSource, { [ATTR_ERROR_SOURCE]: ErrorSource }>();
+  for (const source of ERROR_SOURCES) {
+    const attrs = Object.freeze({ [ATTR_ERROR_SOURCE]: source });
+    bySource.set(source, attrs);
+    errorCount.add(0, attrs);
+  }
+
+  return {
+    totalMessages,
+    errorCount,
+    shutdownDuration,
+    messageDuration,
+    connectionDuration,
+    countError(source) {
+      errorCount.add(1, bySource.get(source));
+    },
+  };
+}

@@ -1,0 +1,102 @@
+/**
+ * pino, one JSON object per line on stdout, in the shape DESIGN.md fixes: ISO `timestamp`,
+ * uppercase `level`, `message`, and the active span's ids as `request_id`, `trace_id`,
+ * `span_id`, `trace_flags`. A mixin reads the active context, so no loader hook is needed.
+ * With an OTLP logs endpoint the same records also go to pino-opentelemetry-transport, which
+ * correlates them with their spans because all three trace fields are top level.
+ */
+import { context, isSpanContextValid, trace } from '@opentelemetry/api';
+import { once } from 'node:events';
+import pino, { type DestinationStream, type Logger, type LoggerOptions } from 'pino';
+import type { LogLevel } from './config.js';
+import { withDeadline } from './deadline.js';
+
+export interface LoggerSettings {
+  readonly level: LogLevel;
+  /** Ship every record over OTLP too (an OTLP logs endpoint is configured). */
+  readonly otlp: boolean;
+  readonly serviceName: string;
+  readonly serviceVersion: string;
+  /** Where the JSON lines go; defaults to stdout. Tests pass a stream to read them back. */
+  readonly destination?: DestinationStream;
+}
+
+export interface ServiceLogger {
+  readonly logger: Logger;
+  /** Flushes stdout and, with OTLP, the transport's last batch; gives up after `budgetMs`. */
+  readonly close: (budgetMs: number) => Promise<'flushed' | 'timeout'>;
+}
+
+/** The pino-opentelemetry-transport maps pino's numeric levels; ours are labels, so map those. */
+const OTEL_SEVERITY_BY_LABEL = { TRACE: 1, DEBUG: 5, INFO: 9, WARN: 13, ERROR: 17, FATAL: 21 };
+
+type TraceFields = {
+  request_id: string;
+  trace_id: string;
+  span_id: string;
+  trace_flags: string;
+};
+
+/** The active span's ids; empty outside any span (startup lines before the first connection). */
+export function traceFields(): TraceFields | Record<string, never> {
+  const spanContext = trace.getSpanContext(context.active());
+  if (spanContext === undefined || !isSpanContextValid(spanContext)) return {};
+  return {
+    request_id: spanContext.traceId,
+    trace_id: spanContext.traceId,
+    span_id: spanContext.spanId,
+    trace_flags: spanContext.traceFlags === 1 ? '01' : spanContext.traceFlags.toString(16).padStart(2, '0'),
+  };
+}
+
+export function loggerOptions(level: LogLevel): LoggerOptions {
+  return {
+    level,
+    base: null,
+    messageKey: 'message',
+    timestamp: () => `,"timestamp":"${new Date().toISOString()}"`,
+    formatters: { level: (label) => ({ level: label.toUpperCase() }) },
+    mixin: traceFields,
+  };
+}
+
+export function createLogger(settings: LoggerSettings): ServiceLogger {
+  const options = loggerOptions(settings.level);
+  if (!settings.otlp || settings.destination) {
+    const destination = settings.destination ?? pino.destination({ dest: 1, sync: true });
+    const logger = pino(options, destination);
+    return {
+      logger,
+      close: async () => {
+        logger.flush();
+        return 'flushed';
+      },
+    };
+  }
+
+  const transport = pino.transport({
+    targets: [
+      { target: 'pino/file', level: settings.level, options: { destination: 1 } },
+      {
+        target: 'pino-opentelemetry-transport',
+        level: settings.level,
+        options: {
+          loggerName: settings.serviceName,
+          serviceVersion: settings.serviceVersion,
+          resourceAttributes: { 'service.name': settings.serviceName, 'service.version': settings.serviceVersion },
+          severityNumberMap: OTEL_SEVERITY_BY_LABEL,
+        },
+      },
+    ],
+  });
+  const logger = pino(options, transport);
+  return {
+    logger,
+    async close(budgetMs) {
+      const closed = once(transport, 'close');
+      transport.end();
+      const outcome = await withDeadline(closed, budgetMs);
+      return outcome === 'timeout' ? 'timeout' : 'flushed';
+    },
+  };
+}

@@ -1,0 +1,80 @@
+/**
+ * The process entry point: the only module that reads the environment, handles signals and
+ * decides the exit code. Exit codes: 0 clean shutdown; 1 shutdown had to force something
+ * (sockets terminated, telemetry not flushed) or an uncaught exception; 2 invalid
+ * configuration; 128+signal when a second signal cut the shutdown short.
+ */
+import { readFileSync } from 'node:fs';
+import { ConfigError, loadConfig, type Config } from './config.js';
+import { createLogger } from './logger.js';
+import { installProcessErrorHandlers } from './process-errors.js';
+import { createService } from './service.js';
+import { startTelemetry } from './telemetry.js';
+
+const SIGNAL_EXIT_CODES = { SIGINT: 130, SIGTERM: 143 } as const;
+
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+function readConfig(): Config {
+  try {
+    return loadConfig(process.env, packageVersion());
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`ws-service: ${err.message}\n`);
+    process.exit(2);
+  }
+}
+
+const config = readConfig();
+const { logger, close: closeLogger } = createLogger({
+  level: config.logLevel,
+  otlp: config.telemetry.logs.enabled,
+  serviceName: config.telemetry.serviceName,
+  serviceVersion: config.telemetry.serviceVersion,
+});
+const telemetry = startTelemetry(config.telemetry, logger);
+const service = createService({ config, telemetry, logger });
+
+let exitCode = 0;
+async function stop(trigger: string): Promise<never> {
+  const result = await service.shutdown(trigger);
+  if (result.forced) exitCode = Math.max(exitCode, 1);
+  logger.info({ exit_code: exitCode, forced: result.forced, telemetry: result.telemetry }, 'shutdown complete');
+  await closeLogger(Math.max(50, result.deadline - Date.now()));
+  process.exit(exitCode);
+}
+
+installProcessErrorHandlers({
+  logger,
+  instruments: service.instruments,
+  onFatal() {
+    exitCode = 1;
+    void stop('uncaught_exception');
+  },
+});
+
+let signalled = false;
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.on(signal, () => {
+    if (signalled) {
+      logger.warn({ signal }, 'second signal during shutdown: exiting now');
+      logger.flush();
+      process.exit(SIGNAL_EXIT_CODES[signal]);
+    }
+    signalled = true;
+    logger.info({ signal }, 'signal received: starting graceful shutdown');
+    void stop(signal);
+  });
+}
+
+try {
+  await service.start();
+} catch (err) {
+  logger.fatal({ err }, 'ws-service failed to start');
+  await telemetry.shutdown(1000);
+  await closeLogger(1000);
+  process.exit(1);
+}

@@ -1,0 +1,83 @@
+/**
+ * The wire protocol: JSON text frames in, JSON text frames out. Parsing never throws; a bad
+ * frame becomes an error reply with a stable code and the connection stays open.
+ */
+
+export type MessageId = string | number | null;
+
+export interface IncomingMessage {
+  readonly type: string;
+  readonly id: MessageId;
+  readonly traceparent?: unknown;
+  readonly tracestate?: unknown;
+  readonly [field: string]: unknown;
+}
+
+export interface Reply {
+  readonly type: string;
+  readonly id?: MessageId;
+  readonly [field: string]: unknown;
+}
+
+/** Stable error codes a client can switch on; asserted exactly in tests. */
+export const ERROR_CODES = {
+  bad_request: 'bad_request',
+  unknown_type: 'unknown_type',
+  unsupported_data: 'unsupported_data',
+  internal_error: 'internal_error',
+} as const;
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export interface ErrorReply extends Reply {
+  readonly type: 'error';
+  readonly id: MessageId;
+  readonly code: ErrorCode;
+  readonly message: string;
+}
+
+/** A client mistake a handler detects: answered with its code, not counted as an unhandled error. */
+export class ClientError extends Error {
+  override readonly name = 'ClientError';
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export type ParseResult =
+  | { readonly ok: true; readonly message: IncomingMessage }
+  | { readonly ok: false; readonly error: ErrorReply };
+
+export function errorReply(id: MessageId, code: ErrorCode, message: string): ErrorReply {
+  return { type: 'error', id, code, message };
+}
+
+function readId(value: unknown): MessageId {
+  return typeof value === 'string' || typeof value === 'number' ? value : null;
+}
+
+export function parseMessage(data: Buffer, isBinary: boolean): ParseResult {
+  if (isBinary) {
+    return { ok: false, error: errorReply(null, 'unsupported_data', 'binary frames are not supported; send JSON text') };
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(data.toString('utf8'));
+  } catch {
+    return { ok: false, error: errorReply(null, 'bad_request', 'message is not valid JSON') };
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    return { ok: false, error: errorReply(null, 'bad_request', 'message must be a JSON object') };
+  }
+  const fields = value as Record<string, unknown>;
+  const id = readId(fields.id);
+  if (fields.id !== undefined && id === null && fields.id !== null) {
+    return { ok: false, error: errorReply(null, 'bad_request', 'id must be a string or a number') };
+  }
+  if (typeof fields.type !== 'string' || fields.type === '') {
+    return { ok: false, error: errorReply(id, 'bad_request', 'type must be a non-empty string') };
+  }
+  return { ok: true, message: { ...fields, type: fields.type, id } };
+}

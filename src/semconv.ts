@@ -1,0 +1,73 @@
+/**
+ * Attribute names and bounded attribute values shared by spans and metrics. OTel semantic
+ * conventions where they exist; `ws.*` for what they do not cover. Metric attribute values
+ * must come from the fixed sets below, never from user input or a connection id.
+ */
+
+export const ATTR_HTTP_REQUEST_METHOD = 'http.request.method';
+export const ATTR_HTTP_RESPONSE_STATUS_CODE = 'http.response.status_code';
+export const ATTR_HTTP_ROUTE = 'http.route';
+export const ATTR_URL_PATH = 'url.path';
+export const ATTR_URL_SCHEME = 'url.scheme';
+export const ATTR_CLIENT_ADDRESS = 'client.address';
+export const ATTR_NETWORK_PEER_ADDRESS = 'network.peer.address';
+export const ATTR_NETWORK_PEER_PORT = 'network.peer.port';
+export const ATTR_USER_AGENT_ORIGINAL = 'user_agent.original';
+export const ATTR_ERROR_TYPE = 'error.type';
+
+export const ATTR_WS_MESSAGE_TYPE = 'ws.message.type';
+export const ATTR_WS_MESSAGE_SIZE = 'ws.message.size';
+export const ATTR_WS_OUTCOME = 'ws.outcome';
+export const ATTR_WS_ERROR_CODE = 'ws.error.code';
+export const ATTR_WS_CLOSE_CODE = 'ws.close.code';
+export const ATTR_WS_CLOSE_REASON = 'ws.close.reason';
+export const ATTR_WS_CLOSE_INITIATOR = 'ws.close.initiator';
+export const ATTR_WS_CONNECTION_DURATION = 'ws.connection.duration';
+export const ATTR_ERROR_SOURCE = 'error.source';
+
+/** How a message ended, for the processing-duration histogram. */
+export type Outcome = 'ok' | 'client_error' | 'internal_error';
+
+/** Where an unhandled error surfaced; every value is pre-registered at 0 in error_count. */
+export const ERROR_SOURCES = [
+  'handler',
+  'socket',
+  'server',
+  'uncaught_exception',
+  'unhandled_rejection',
+] as const;
+export type ErrorSource = (typeof ERROR_SOURCES)[number];
+
+/** Message types that are not a registered handler collapse into these, so the label set stays bounded. */
+export const MESSAGE_TYPE_INVALID = 'invalid';
+export const MESSAGE_TYPE_UNKNOWN = 'unknown';
+
+/** Close codes (RFC 6455 §7.4.1) folded into a bounded reason label. */
+export function closeReason(code: number): string {
+  switch (code) {
+    case 1000:
+      return 'normal';
+    case 1001:
+      return 'going_away';
+    case 1002:
+      return 'protocol_error';
+    case 1003:
+      return 'unsupported_data';
+    case 1005:
+      return 'no_status';
+    case 1006:
+      return 'abnormal';
+    case 1007:
+      return 'invalid_payload';
+    case 1008:
+      return 'policy_violation';
+    case 1009:
+      return 'message_too_big';
+    case 1011:
+      return 'internal_error';
+    case 1013:
+      return 'try_again_later';
+    default:
+      return code >= 4000 && code <= 4999 ? 'application' : 'other';
+  }
+}

@@ -1,0 +1,153 @@
+/**
+ * The OpenTelemetry SDK, configured explicitly: a Prometheus reader served on the service's own
+ * port, OTLP traces and metrics only when an endpoint is set, no SDK log pipeline (logs leave
+ * through pino's transport), and the standard OTEL_* variables honoured for the rest.
+ */
+import {
+  context,
+  metrics,
+  propagation,
+  trace,
+  type Meter,
+  type Tracer,
+} from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
+import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
+import { PeriodicExportingMetricReader, type MetricReader, type PushMetricExporter } from '@opentelemetry/sdk-metrics';
+import { NodeSDK } from '@opentelemetry/sdk-node';
+import { AlwaysOffSampler, NoopSpanProcessor, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { OTLPMetricExporter as OTLPMetricExporterGrpc } from '@opentelemetry/exporter-metrics-otlp-grpc';
+import { OTLPMetricExporter as OTLPMetricExporterJson } from '@opentelemetry/exporter-metrics-otlp-http';
+import { OTLPMetricExporter as OTLPMetricExporterProto } from '@opentelemetry/exporter-metrics-otlp-proto';
+import { OTLPTraceExporter as OTLPTraceExporterGrpc } from '@opentelemetry/exporter-trace-otlp-grpc';
+import { OTLPTraceExporter as OTLPTraceExporterJson } from '@opentelemetry/exporter-trace-otlp-http';
+import { OTLPTraceExporter as OTLPTraceExporterProto } from '@opentelemetry/exporter-trace-otlp-proto';
+import type { Logger } from 'pino';
+import type { OtlpProtocol, TelemetryConfig } from './config.js';
+import { withDeadline } from './deadline.js';
+import { ExportHealth, observeMetricExporter, observeSpanExporter, type ExportStatus } from './export-health.js';
+
+/** Prometheus text format 0.0.4, which the exporter's own handler does not declare. */
+export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+
+export type SdkState = 'started' | 'disabled' | 'stopped';
+
+export interface Telemetry {
+  readonly tracer: Tracer;
+  readonly meter: Meter;
+  readonly state: () => SdkState;
+  /** Collects and serialises every metric; rejects when the SDK cannot collect (not started, shut down, disabled). */
+  readonly scrape: () => Promise<string>;
+  readonly exportStatus: () => ExportStatus;
+  /** Flushes (the final OTLP metric push included) and stops the SDK, giving up after `budgetMs`. */
+  readonly shutdown: (budgetMs: number) => Promise<'flushed' | 'failed' | 'timeout'>;
+  /** Unregisters the global providers, so another instance can start in the same process (tests do). */
+  readonly release: () => void;
+}
+
+function traceExporter(protocol: OtlpProtocol): SpanExporter {
+  switch (protocol) {
+    case 'grpc':
+      return new OTLPTraceExporterGrpc();
+    case 'http/json':
+      return new OTLPTraceExporterJson();
+    case 'http/protobuf':
+      return new OTLPTraceExporterProto();
+  }
+}
+
+function metricExporter(protocol: OtlpProtocol): PushMetricExporter {
+  switch (protocol) {
+    case 'grpc':
+      return new OTLPMetricExporterGrpc();
+    case 'http/json':
+      return new OTLPMetricExporterJson();
+    case 'http/protobuf':
+      return new OTLPMetricExporterProto();
+  }
+}
+
+/** In-process extras, for tests that read spans and pushed metrics without a network hop. */
+export interface TelemetryExtras {
+  /** Replace the OTLP/no-op span processors; the sampler then comes from OTEL_TRACES_SAMPLER. */
+  readonly spanProcessors?: SpanProcessor[];
+  /** Added beside the Prometheus reader (and the OTLP one, if any). */
+  readonly metricReaders?: MetricReader[];
+}
+
+export function startTelemetry(config: TelemetryConfig, logger: Logger, extras: TelemetryExtras = {}): Telemetry {
+  const health = new ExportHealth(logger);
+  let state: SdkState = config.sdkDisabled ? 'disabled' : 'started';
+
+  // Scope labels would change every series' identity whenever the package version changes.
+  const prometheus = new PrometheusExporter({ preventServerStart: true, withoutScopeInfo: true });
+  const serializer = new PrometheusSerializer('', false, undefined, false, true);
+
+  let sdk: NodeSDK | undefined;
+  if (config.sdkDisabled) {
+    // Without the SDK nothing installs these, yet upgrade traceparents and log request ids
+    // still need them: trace ids stay meaningful even when nothing is recorded.
+    context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+    propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+  } else {
+    const readers: MetricReader[] = [prometheus, ...(extras.metricReaders ?? [])];
+    if (config.metrics.enabled) {
+      readers.push(
+        new PeriodicExportingMetricReader({
+          exporter: observeMetricExporter(metricExporter(config.metrics.protocol), health),
+          exportIntervalMillis: config.metrics.exportIntervalMs,
+          exportTimeoutMillis: Math.min(config.metrics.exportTimeoutMs, config.metrics.exportIntervalMs),
+        }),
+      );
+    }
+    sdk = new NodeSDK({
+      resource: defaultResource().merge(
+        resourceFromAttributes({ 'service.name': config.serviceName, 'service.version': config.serviceVersion }),
+      ),
+      metricReaders: readers,
+      // Logs reach OTLP through pino-opentelemetry-transport; the SDK's own log pipeline stays empty.
+      logRecordProcessors: [],
+      instrumentations: [],
+      ...(extras.spanProcessors
+        ? { spanProcessors: extras.spanProcessors }
+        : config.traces.enabled
+        ? { traceExporter: observeSpanExporter(traceExporter(config.traces.protocol), health) }
+        : // Nothing would receive spans: record none, but keep generating ids for request_id.
+          { spanProcessors: [new NoopSpanProcessor()], sampler: new AlwaysOffSampler() }),
+    });
+    sdk.start();
+  }
+
+  return {
+    tracer: trace.getTracer('ws-service', config.serviceVersion),
+    meter: metrics.getMeter('ws-service', config.serviceVersion),
+    state: () => state,
+    async scrape() {
+      if (state === 'disabled') throw new Error('telemetry SDK disabled (OTEL_SDK_DISABLED=true)');
+      const { resourceMetrics, errors } = await prometheus.collect();
+      if (errors.length > 0) {
+        logger.warn({ errors: errors.map(String) }, 'metric collection reported errors');
+      }
+      return serializer.serialize(resourceMetrics);
+    },
+    exportStatus: () => health.status(),
+    async shutdown(budgetMs) {
+      if (state !== 'started' || sdk === undefined) {
+        state = state === 'disabled' ? 'disabled' : 'stopped';
+        return 'flushed';
+      }
+      state = 'stopped';
+      const outcome = await withDeadline(sdk.shutdown(), budgetMs);
+      if (outcome === 'timeout') return 'timeout';
+      return outcome.ok ? 'flushed' : 'failed';
+    },
+    release() {
+      trace.disable();
+      metrics.disable();
+      propagation.disable();
+      context.disable();
+    },
+  };
+}
