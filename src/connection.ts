@@ -100,9 +100,27 @@ function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
   return typeof (value as Promise<T> | undefined)?.then === 'function';
 }
 
+/** The close code ws sends for each peer protocol violation it detects (RFC 6455 §7.4.1). */
+function closeCodeForViolation(code: string): number {
+  switch (code) {
+    case 'WS_ERR_INVALID_UTF8':
+      return 1007;
+    case 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH':
+    case 'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH':
+      return 1009;
+    default:
+      return 1002;
+  }
+}
+
 export class Connection {
   readonly #openedAt = performance.now();
-  #closedByServer = false;
+  /**
+   * The code of the close frame the server sent, if it closed first. ws reports 1006 when the
+   * peer's answer never arrives (it stops reading after a violation; terminate() skips it),
+   * yet the close that happened is the server's, with this code.
+   */
+  #serverCloseCode: number | undefined;
 
   /**
    * @param ws the accepted socket
@@ -122,12 +140,13 @@ export class Connection {
 
   /** Server-initiated close; the close log and span then say `initiator: server`. */
   close(code: number, reason: string): void {
-    this.#closedByServer = true;
+    this.#serverCloseCode ??= code;
     this.ws.close(code, reason);
   }
 
+  /** Drops the socket without waiting for the close handshake. */
   terminate(): void {
-    this.#closedByServer = true;
+    this.#serverCloseCode ??= 1006;
     this.ws.terminate();
   }
 
@@ -221,9 +240,9 @@ export class Connection {
   #onError = (err: Error & { code?: string }): void => {
     // ws reports peer protocol violations here (codes WS_ERR_*) and closes the socket itself
     // with the matching close code: a handled client fault, not an unhandled error.
-    this.#closedByServer = true;
     context.with(this.handshake, () => {
       if (typeof err.code === 'string' && err.code.startsWith('WS_ERR_')) {
+        this.#serverCloseCode ??= closeCodeForViolation(err.code);
         this.deps.logger.warn({ error_code: err.code, reason: err.message }, 'WebSocket protocol violation; closing connection');
         return;
       }
@@ -232,10 +251,11 @@ export class Connection {
     });
   };
 
-  #onClose = (code: number): void => {
+  #onClose = (peerCode: number): void => {
     const seconds = (performance.now() - this.#openedAt) / 1000;
+    const code = this.#serverCloseCode ?? peerCode;
     const reason = closeReason(code);
-    const initiator = this.#closedByServer ? 'server' : 'client';
+    const initiator = this.#serverCloseCode === undefined ? 'client' : 'server';
     this.deps.instruments.connectionDuration.record(seconds, closeMetricAttributes(reason));
     const span = this.deps.tracer.startSpan(
       'ws.close',

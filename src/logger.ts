@@ -67,9 +67,9 @@ export function createLogger(settings: LoggerSettings): ServiceLogger {
     const logger = pino(options, destination);
     return {
       logger,
-      close: async () => {
+      close: () => {
         logger.flush();
-        return 'flushed';
+        return Promise.resolve('flushed');
       },
     };
   }
