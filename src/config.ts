@@ -3,6 +3,7 @@
  * startup, and is frozen afterwards. A bad value stops startup with one line that names the
  * variable and what it accepts (ConfigError), never a stack trace.
  */
+import { randomUUID } from 'node:crypto';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -22,6 +23,8 @@ export interface TelemetryConfig {
   /** Resolved the way the spec orders it: OTEL_SERVICE_NAME, then OTEL_RESOURCE_ATTRIBUTES, then `ws-service`. */
   readonly serviceName: string;
   readonly serviceVersion: string;
+  /** service.instance.id: one per process, so series and logs of successive deploys stay apart. */
+  readonly serviceInstanceId: string;
   readonly traces: OtlpSignalConfig;
   readonly metrics: OtlpSignalConfig & {
     /** OTEL_METRIC_EXPORT_INTERVAL, ms between OTLP metric pushes. */
@@ -164,6 +167,7 @@ function telemetry(env: Env, version: string): TelemetryConfig {
     sdkDisabled,
     serviceName: serviceName(env),
     serviceVersion: version,
+    serviceInstanceId: randomUUID(),
     traces: signal(env, 'TRACES', sdkDisabled),
     metrics: {
       ...signal(env, 'METRICS', sdkDisabled),

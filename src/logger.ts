@@ -17,6 +17,7 @@ export interface LoggerSettings {
   readonly otlp: boolean;
   readonly serviceName: string;
   readonly serviceVersion: string;
+  readonly serviceInstanceId: string;
   /** Where the JSON lines go; defaults to stdout. Tests pass a stream to read them back. */
   readonly destination?: DestinationStream;
 }
@@ -83,7 +84,12 @@ export function createLogger(settings: LoggerSettings): ServiceLogger {
         options: {
           loggerName: settings.serviceName,
           serviceVersion: settings.serviceVersion,
-          resourceAttributes: { 'service.name': settings.serviceName, 'service.version': settings.serviceVersion },
+          // The transport's worker detects its own resource; these make it the same as the spans'.
+          resourceAttributes: {
+            'service.name': settings.serviceName,
+            'service.version': settings.serviceVersion,
+            'service.instance.id': settings.serviceInstanceId,
+          },
           severityNumberMap: OTEL_SEVERITY_BY_LABEL,
         },
       },

@@ -34,6 +34,7 @@ const { logger, close: closeLogger } = createLogger({
   otlp: config.telemetry.logs.enabled,
   serviceName: config.telemetry.serviceName,
   serviceVersion: config.telemetry.serviceVersion,
+  serviceInstanceId: config.telemetry.serviceInstanceId,
 });
 const telemetry = startTelemetry(config.telemetry, logger);
 const service = createService({ config, telemetry, logger });

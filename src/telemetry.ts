@@ -104,7 +104,11 @@ export function startTelemetry(config: TelemetryConfig, logger: Logger, extras: 
     }
     sdk = new NodeSDK({
       resource: defaultResource().merge(
-        resourceFromAttributes({ 'service.name': config.serviceName, 'service.version': config.serviceVersion }),
+        resourceFromAttributes({
+          'service.name': config.serviceName,
+          'service.version': config.serviceVersion,
+          'service.instance.id': config.serviceInstanceId,
+        }),
       ),
       metricReaders: readers,
       // Logs reach OTLP through pino-opentelemetry-transport; the SDK's own log pipeline stays empty.

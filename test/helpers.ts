@@ -56,6 +56,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     otlp: false,
     serviceName: config.telemetry.serviceName,
     serviceVersion: config.telemetry.serviceVersion,
+  serviceInstanceId: config.telemetry.serviceInstanceId,
     destination,
   });
   const spans = new InMemorySpanExporter();
