@@ -50,7 +50,56 @@ export interface Config {
   readonly shutdownTimeoutMs: number;
   /** Largest accepted message; a larger frame closes the connection with 1009. @default 1048576 */
   readonly maxMessageBytes: number;
+  /** Connections drained over this window in waves, not all at once. @default shutdownTimeoutMs / 4 */
+  readonly shutdownCloseWindowMs: number;
+  readonly limits: LimitsConfig;
+  readonly http: HttpConfig;
+  readonly admission: AdmissionConfig;
   readonly telemetry: TelemetryConfig;
+}
+
+/** What one connection, and the whole server, may cost; every limit has a metric (README). */
+export interface LimitsConfig {
+  /** Upgrades beyond this many live connections are refused with 503. @default 10000 */
+  readonly maxConnections: number;
+  /** Unsent bytes a socket may hold before it is closed as a slow reader (1013). @default 4194304 */
+  readonly maxBufferedBytes: number;
+  /** Deepest JSON nesting accepted; deeper messages get `bad_request` without being parsed. @default 64 */
+  readonly maxJsonDepth: number;
+  /** Token bucket per connection; undefined when RATE_LIMIT_MESSAGES_PER_SEC=0. */
+  readonly rateLimit: RateLimitConfig | undefined;
+  /** Ping period; a peer that has not answered the previous ping is terminated. 0 = off. @default 30000 */
+  readonly heartbeatIntervalMs: number;
+}
+
+export interface RateLimitConfig {
+  /** Refill rate of the bucket. @default 100 */
+  readonly messagesPerSec: number;
+  /** Bucket size: messages a connection may send at once after a quiet spell. @default 200 */
+  readonly burst: number;
+  /**
+   * Sustained abuse: this many messages refused since the bucket was last full (the client
+   * never backed off long enough to refill it) closes the connection with 1008. @default 100
+   */
+  readonly closeAfter: number;
+}
+
+/** Node's HTTP server timeouts, against clients that send slowly or hold sockets idle. */
+export interface HttpConfig {
+  /** Time to receive a request's complete headers (upgrades included); then 408. @default 10000 */
+  readonly headersTimeoutMs: number;
+  /** Time to receive a complete request; then 408. @default 30000 */
+  readonly requestTimeoutMs: number;
+  /** Idle time allowed on a kept-alive HTTP connection between requests. @default 5000 */
+  readonly keepAliveTimeoutMs: number;
+}
+
+/** Optional checks on the upgrade request, refused before the handshake; both off by default. */
+export interface AdmissionConfig {
+  /** Origins (scheme://host[:port]) allowed to open a WebSocket; undefined = any. */
+  readonly allowedOrigins: readonly string[] | undefined;
+  /** Bearer token the upgrade must carry in `Authorization`; undefined = none required. */
+  readonly authToken: string | undefined;
 }
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -79,6 +128,17 @@ function integer(env: Env, name: string, fallback: number, min: number, max: num
   const n = Number(value);
   if (!Number.isSafeInteger(n) || n < min || n > max) throw new ConfigError(name, accepts, value);
   return n;
+}
+
+/** Like integer(), but 0 turns the feature off. */
+function integerOrOff(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const value = raw(env, name);
+  if (value === '0') return 0;
+  try {
+    return integer(env, name, fallback, min, max);
+  } catch {
+    throw new ConfigError(name, `0 (off) or an integer from ${min} to ${max}`, value ?? '');
+  }
 }
 
 function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
@@ -132,6 +192,84 @@ function host(env: Env): string | undefined {
   return value;
 }
 
+function allowedOrigins(env: Env): readonly string[] | undefined {
+  const value = raw(env, 'ALLOWED_ORIGINS');
+  if (value === undefined) return undefined;
+  const accepts = 'a comma-separated list of origins such as https://app.example.com';
+  const origins: string[] = [];
+  for (const item of value.split(',')) {
+    const entry = item.trim();
+    let parsed: URL;
+    try {
+      parsed = new URL(entry);
+    } catch {
+      throw new ConfigError('ALLOWED_ORIGINS', accepts, value);
+    }
+    // An origin is scheme, host and port only; a path or query here is a misunderstanding.
+    if ((parsed.protocol !== 'http:' && parsed.protocol !== 'https:') || parsed.origin !== entry.replace(/\/$/, '').toLowerCase()) {
+      throw new ConfigError('ALLOWED_ORIGINS', accepts, value);
+    }
+    origins.push(parsed.origin);
+  }
+  return Object.freeze(origins);
+}
+
+function authToken(env: Env): string | undefined {
+  const value = env.AUTH_TOKEN;
+  if (value === undefined || value === '') return undefined;
+  // RFC 6750 b64token characters; 16 or more so that a guessable placeholder is not accepted.
+  if (!/^[A-Za-z0-9\-._~+/]{16,}=*$/.test(value)) {
+    throw new ConfigError('AUTH_TOKEN', 'a bearer token of 16 or more characters from A-Z a-z 0-9 - . _ ~ + / (then optional =)', '<redacted>');
+  }
+  return value;
+}
+
+function limits(env: Env, maxMessageBytes: number): LimitsConfig {
+  const minBuffered = 2 * maxMessageBytes;
+  const maxBufferedBytes = integer(env, 'MAX_BUFFERED_BYTES', Math.max(4_194_304, minBuffered), 1, 1_073_741_824);
+  if (maxBufferedBytes < minBuffered) {
+    // One reply can be as large as the message it answers; a bound below two of them would
+    // close fast readers that merely received one large reply.
+    throw new ConfigError('MAX_BUFFERED_BYTES', `an integer from 2 × MAX_MESSAGE_BYTES (${minBuffered}) to 1073741824`, String(maxBufferedBytes));
+  }
+  const messagesPerSec = integerOrOff(env, 'RATE_LIMIT_MESSAGES_PER_SEC', 100, 1, 1_000_000);
+  const burst = integer(env, 'RATE_LIMIT_BURST', 200, 1, 1_000_000);
+  const closeAfter = integer(env, 'RATE_LIMIT_CLOSE_AFTER', 100, 1, 1_000_000);
+  return {
+    maxConnections: integer(env, 'MAX_CONNECTIONS', 10_000, 1, 1_000_000),
+    maxBufferedBytes,
+    maxJsonDepth: integer(env, 'MAX_JSON_DEPTH', 64, 1, 1000),
+    rateLimit: messagesPerSec === 0 ? undefined : { messagesPerSec, burst, closeAfter },
+    heartbeatIntervalMs: integerOrOff(env, 'HEARTBEAT_INTERVAL_MS', 30_000, 100, 3_600_000),
+  };
+}
+
+function http(env: Env): HttpConfig {
+  const headersTimeoutMs = integer(env, 'HTTP_HEADERS_TIMEOUT_MS', 10_000, 100, 600_000);
+  const requestTimeoutMs = integer(env, 'HTTP_REQUEST_TIMEOUT_MS', Math.max(30_000, headersTimeoutMs), 100, 3_600_000);
+  if (requestTimeoutMs < headersTimeoutMs) {
+    // Node refuses a headers timeout longer than the request timeout.
+    throw new ConfigError('HTTP_REQUEST_TIMEOUT_MS', `an integer from HTTP_HEADERS_TIMEOUT_MS (${headersTimeoutMs}) to 3600000`, String(requestTimeoutMs));
+  }
+  return {
+    headersTimeoutMs,
+    requestTimeoutMs,
+    keepAliveTimeoutMs: integer(env, 'HTTP_KEEP_ALIVE_TIMEOUT_MS', 5_000, 0, 600_000),
+  };
+}
+
+/** Share of SHUTDOWN_TIMEOUT_MS the close waves may span; the rest lets the last wave's handshakes finish. */
+export const CLOSE_WINDOW_MAX_SHARE = 0.4;
+
+function shutdownCloseWindow(env: Env, shutdownTimeoutMs: number): number {
+  const max = Math.floor(shutdownTimeoutMs * CLOSE_WINDOW_MAX_SHARE);
+  const value = integer(env, 'SHUTDOWN_CLOSE_WINDOW_MS', Math.floor(shutdownTimeoutMs / 4), 0, 600_000);
+  if (value > max) {
+    throw new ConfigError('SHUTDOWN_CLOSE_WINDOW_MS', `an integer from 0 to 40% of SHUTDOWN_TIMEOUT_MS (${max})`, String(value));
+  }
+  return value;
+}
+
 /** service.name by the spec's precedence; OTEL_RESOURCE_ATTRIBUTES is a comma list of percent-encoded k=v. */
 function serviceName(env: Env): string {
   const explicit = raw(env, 'OTEL_SERVICE_NAME');
@@ -180,14 +318,20 @@ function telemetry(env: Env, version: string): TelemetryConfig {
 
 /** Reads and validates the whole configuration; throws ConfigError on the first bad value. */
 export function loadConfig(env: Env, version = '0.0.0'): Config {
+  const shutdownTimeoutMs = integer(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 100, 600_000);
+  const maxMessageBytes = integer(env, 'MAX_MESSAGE_BYTES', 1_048_576, 64, 104_857_600);
   const config: Config = {
     port: integer(env, 'PORT', 8080, 0, 65535),
     host: host(env),
     wsPath: wsPath(env),
     logLevel: oneOf(env, 'LOG_LEVEL', LOG_LEVELS, 'info'),
     shutdownDrainDelayMs: integer(env, 'SHUTDOWN_DRAIN_DELAY_MS', 5_000, 0, 600_000),
-    shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 100, 600_000),
-    maxMessageBytes: integer(env, 'MAX_MESSAGE_BYTES', 1_048_576, 64, 104_857_600),
+    shutdownTimeoutMs,
+    maxMessageBytes,
+    shutdownCloseWindowMs: shutdownCloseWindow(env, shutdownTimeoutMs),
+    limits: limits(env, maxMessageBytes),
+    http: http(env),
+    admission: { allowedOrigins: allowedOrigins(env), authToken: authToken(env) },
     telemetry: telemetry(env, version),
   };
   return deepFreeze(config);

@@ -19,8 +19,10 @@ import {
 import type { Logger } from 'pino';
 import WebSocket from 'ws';
 import type { HandlerRegistry, MessageHandler } from './handlers/index.js';
+import type { RateLimitConfig } from './config.js';
 import type { Instruments } from './instruments.js';
 import { ClientError, errorReply, parseMessage, type MessageId, type ParseResult, type Reply } from './protocol.js';
+import { MessageRateLimiter, type Verdict } from './rate-limit.js';
 import {
   ATTR_WS_CLOSE_CODE,
   ATTR_WS_CLOSE_INITIATOR,
@@ -35,6 +37,7 @@ import {
   MESSAGE_TYPE_INVALID,
   MESSAGE_TYPE_UNKNOWN,
   type Outcome,
+  type ServerCloseReason,
 } from './semconv.js';
 
 /** Counts handler work still running, so shutdown can let in-flight messages finish. */
@@ -60,13 +63,35 @@ export class InflightTracker {
   }
 }
 
+/** The per-connection limits from LimitsConfig that Connection enforces. */
+export interface ConnectionLimits {
+  readonly maxBufferedBytes: number;
+  readonly maxJsonDepth: number;
+  readonly rateLimit: RateLimitConfig | undefined;
+}
+
 export interface ConnectionDeps {
   readonly tracer: Tracer;
   readonly instruments: Instruments;
   readonly logger: Logger;
   readonly handlers: HandlerRegistry;
-  readonly inflight: InflightTracker;
+  readonly limits: ConnectionLimits;
 }
+
+export interface Peer {
+  readonly address: string | undefined;
+  readonly port: number | undefined;
+}
+
+/**
+ * After the server closes a connection for cause (or ws does, for a protocol violation), how
+ * long the peer has to answer the close before its socket is destroyed. A slow reader may
+ * never read the close frame; waiting ws's 30 s default would keep its buffers that long.
+ */
+export const CLOSE_GRACE_MS = 1000;
+
+/** Pongs queued but not yet written; past this the peer is not reading (it floods pings). */
+const MAX_PENDING_PONGS = 60;
 
 /** Metric attribute objects are built once per label combination, not per message. */
 const attributeCache = new Map<string, Attributes>();
@@ -100,20 +125,24 @@ function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
   return typeof (value as Promise<T> | undefined)?.then === 'function';
 }
 
-/** The close code ws sends for each peer protocol violation it detects (RFC 6455 §7.4.1). */
-function closeCodeForViolation(code: string): number {
+/** The close code ws sends for each peer protocol violation it detects (RFC 6455 §7.4.1), and its reason label. */
+function violation(code: string): { code: number; reason: ServerCloseReason } {
   switch (code) {
     case 'WS_ERR_INVALID_UTF8':
-      return 1007;
+      return { code: 1007, reason: 'invalid_payload' };
     case 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH':
     case 'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH':
-      return 1009;
+      return { code: 1009, reason: 'message_too_big' };
+    case 'WS_ERR_TOO_MANY_BUFFERED_PARTS':
+      return { code: 1008, reason: 'too_many_fragments' };
     default:
-      return 1002;
+      return { code: 1002, reason: 'protocol_error' };
   }
 }
 
 export class Connection {
+  /** This connection's async handlers still running; a drain waits for them before closing. */
+  readonly inflight = new InflightTracker();
   readonly #openedAt = performance.now();
   /**
    * The code of the close frame the server sent, if it closed first. ws reports 1006 when the
@@ -121,45 +150,135 @@ export class Connection {
    * yet the close that happened is the server's, with this code.
    */
   #serverCloseCode: number | undefined;
+  readonly #limiter: MessageRateLimiter | undefined;
+  /** Cleared by each ping, set by the pong: false at the next ping means the peer is gone. */
+  #alive = true;
+  #pendingPongs = 0;
+  #graceTimer: NodeJS.Timeout | undefined;
+  #received = 0;
+  #answered = 0;
+  #late = 0;
 
   /**
    * @param ws the accepted socket
    * @param handshake the context holding the (ended) handshake span: every message without
    *   its own traceparent, and the close, belong to this trace, so its trace id is the
    *   connection's request_id
+   * @param peer the client's address and port, for the close log line
    */
   constructor(
     readonly ws: WebSocket,
     readonly handshake: Context,
     private readonly deps: ConnectionDeps,
+    private readonly peer: Peer = { address: undefined, port: undefined },
   ) {
+    const rate = deps.limits.rateLimit;
+    this.#limiter = rate === undefined ? undefined : new MessageRateLimiter(rate, this.#openedAt);
     ws.on('message', this.#onMessage);
     ws.on('error', this.#onError);
+    ws.on('ping', this.#onPing);
+    ws.on('pong', this.#onPong);
     ws.once('close', this.#onClose);
   }
 
-  /** Server-initiated close; the close log and span then say `initiator: server`. */
-  close(code: number, reason: string): void {
+  /**
+   * The drain's close: waits for this connection's in-flight handlers, then sends the close
+   * frame in the same microtask chain as their last reply, so no message can be accepted in
+   * between. Every message accepted before the close frame has then been answered.
+   */
+  async drain(code: number, reason: string): Promise<void> {
+    await this.inflight.idle();
+    if (this.ws.readyState !== WebSocket.OPEN) return;
     this.#serverCloseCode ??= code;
+    this.deps.instruments.countServerClose('shutdown');
     this.ws.close(code, reason);
   }
 
-  /** Drops the socket without waiting for the close handshake. */
+  /** Drops the socket without waiting for the close handshake (a drain's deadline passed). */
   terminate(): void {
+    if (this.ws.readyState === WebSocket.CLOSED) return;
     this.#serverCloseCode ??= 1006;
+    this.deps.instruments.countServerClose('shutdown_timeout');
     this.ws.terminate();
+  }
+
+  /** One heartbeat tick: terminate a peer that did not answer the previous ping, else ping it. */
+  heartbeat(): void {
+    if (this.ws.readyState !== WebSocket.OPEN) return;
+    if (!this.#alive) {
+      this.#serverCloseCode ??= 1006;
+      this.deps.instruments.countServerClose('heartbeat_timeout');
+      this.#log('heartbeat_timeout', 1006, {});
+      this.ws.terminate();
+      return;
+    }
+    this.#alive = false;
+    this.ws.ping();
   }
 
   get #link(): Link {
     return { context: trace.getSpanContext(this.handshake)! };
   }
 
+  #log(reason: ServerCloseReason, code: number, fields: Record<string, unknown>): void {
+    context.with(this.handshake, () => {
+      this.deps.logger.warn({ reason, close_code: code, ...fields }, 'server closing connection');
+    });
+  }
+
+  /** Closes for cause: counted and logged once, the socket destroyed if the peer does not answer in time. */
+  #forceClose(reason: ServerCloseReason, code: number, text: string, fields: Record<string, unknown>): void {
+    if (this.ws.readyState !== WebSocket.OPEN) return;
+    this.#serverCloseCode ??= code;
+    this.deps.instruments.countServerClose(reason);
+    this.#log(reason, code, fields);
+    this.ws.close(code, text);
+    this.#armGrace();
+  }
+
+  #armGrace(): void {
+    this.#graceTimer ??= setTimeout(() => this.ws.terminate(), CLOSE_GRACE_MS).unref();
+  }
+
+  #onPing = (data: Buffer): void => {
+    if (this.ws.readyState !== WebSocket.OPEN) return;
+    if (this.#pendingPongs >= MAX_PENDING_PONGS) {
+      this.#serverCloseCode ??= 1006;
+      this.deps.instruments.countServerClose('slow_reader');
+      this.#log('slow_reader', 1006, { pending_pongs: this.#pendingPongs });
+      this.ws.terminate();
+      return;
+    }
+    this.#pendingPongs++;
+    this.ws.pong(data, false, this.#pongWritten);
+  };
+
+  #pongWritten = (): void => {
+    this.#pendingPongs--;
+  };
+
+  #onPong = (): void => {
+    this.#alive = true;
+  };
+
   #onMessage = (data: WebSocket.RawData, isBinary: boolean): void => {
     const started = performance.now();
     this.deps.instruments.totalMessages.add(1);
+    this.#received++;
+    // After its close frame the server may send nothing (RFC 6455 §5.5.1), so a message that
+    // arrives now could never be answered: it is not processed at all, only counted.
+    if (this.ws.readyState !== WebSocket.OPEN) {
+      this.#late++;
+      this.deps.instruments.lateMessages.add(1);
+      return;
+    }
+    if (this.#limiter !== undefined) {
+      const verdict = this.#limiter.admit(started);
+      if (verdict !== 'accept') return this.#refuse(verdict, this.#limiter.refusedInStreak);
+    }
     // binaryType is 'nodebuffer': single and fragmented messages both arrive as one Buffer.
     const buffer = data as Buffer;
-    const parsed = parseMessage(buffer, isBinary);
+    const parsed = parseMessage(buffer, isBinary, this.deps.limits.maxJsonDepth);
     const handler = parsed.ok ? this.deps.handlers.get(parsed.message.type) : undefined;
     const type = handler ? handler.type : parsed.ok ? MESSAGE_TYPE_UNKNOWN : MESSAGE_TYPE_INVALID;
     const remote = parsed.ok ? remoteParent(parsed.message) : undefined;
@@ -175,6 +294,27 @@ export class Connection {
     );
     context.with(trace.setSpan(parent, span), this.#dispatch, this, parsed, handler, span, type, started);
   };
+
+  /**
+   * A message over the rate limit: answered `rate_limited` without being parsed or traced, so a
+   * flood costs as little as possible. Logged once per streak, not per message.
+   */
+  #refuse(verdict: Exclude<Verdict, 'accept'>, streak: number): void {
+    const rate = this.deps.limits.rateLimit!;
+    this.deps.instruments.rateLimitedMessages.add(1);
+    if (streak === 1) {
+      context.with(this.handshake, () => {
+        this.deps.logger.warn(
+          { limit_per_sec: rate.messagesPerSec, burst: rate.burst, close_after: rate.closeAfter },
+          'rate limit exceeded: refusing messages',
+        );
+      });
+    }
+    this.#send(errorReply(null, 'rate_limited', `more than ${rate.messagesPerSec} messages per second; slow down`));
+    if (verdict === 'close') {
+      this.#forceClose('rate_limited', 1008, 'rate limit exceeded', { refused_messages: streak });
+    }
+  }
 
   #dispatch(
     parsed: ParseResult,
@@ -196,13 +336,13 @@ export class Connection {
       return this.#fail(err, message.id, span, type, started);
     }
     if (!isPromise(result)) return this.#finish(result, 'ok', span, type, started);
-    this.deps.inflight.begin();
+    this.inflight.begin();
     result
       .then(
         (reply) => this.#finish(reply, 'ok', span, type, started),
         (err: unknown) => this.#fail(err, message.id, span, type, started),
       )
-      .finally(() => this.deps.inflight.end());
+      .finally(() => this.inflight.end());
   }
 
   #fail(err: unknown, id: MessageId, span: Span, type: string, started: number): void {
@@ -219,7 +359,14 @@ export class Connection {
   }
 
   #finish(reply: Reply, outcome: Outcome, span: Span, type: string, started: number): void {
-    this.#send(reply);
+    let payload: string;
+    try {
+      payload = JSON.stringify(reply);
+    } catch (err) {
+      // A reply that cannot be serialised (a cycle, a BigInt) is the handler's bug, not the client's.
+      return this.#fail(err, reply.id ?? null, span, type, started);
+    }
+    this.#send(reply, payload);
     if (outcome !== 'ok') span.setAttribute(ATTR_WS_ERROR_CODE, String(reply.code));
     span.end();
     const seconds = (performance.now() - started) / 1000;
@@ -229,12 +376,19 @@ export class Connection {
     }
   }
 
-  #send(reply: Reply): void {
+  #send(reply: Reply, payload = JSON.stringify(reply)): void {
     if (this.ws.readyState !== WebSocket.OPEN) {
       this.deps.logger.warn({ reply_type: reply.type }, 'reply not sent: connection already closing');
       return;
     }
-    this.ws.send(JSON.stringify(reply));
+    this.ws.send(payload);
+    this.#answered++;
+    // Unsent bytes grow only when the peer reads slower than it makes us write; past the bound
+    // the socket is closed instead of letting its buffer take the process's memory.
+    const buffered = this.ws.bufferedAmount;
+    if (buffered > this.deps.limits.maxBufferedBytes) {
+      this.#forceClose('slow_reader', 1013, 'reading too slowly; try again later', { buffered_bytes: buffered });
+    }
   }
 
   #onError = (err: Error & { code?: string }): void => {
@@ -242,8 +396,12 @@ export class Connection {
     // with the matching close code: a handled client fault, not an unhandled error.
     context.with(this.handshake, () => {
       if (typeof err.code === 'string' && err.code.startsWith('WS_ERR_')) {
-        this.#serverCloseCode ??= closeCodeForViolation(err.code);
-        this.deps.logger.warn({ error_code: err.code, reason: err.message }, 'WebSocket protocol violation; closing connection');
+        const { code, reason } = violation(err.code);
+        this.#serverCloseCode ??= code;
+        this.deps.instruments.countServerClose(reason);
+        this.deps.logger.warn({ error_code: err.code, reason: err.message, close_code: code }, 'WebSocket protocol violation; closing connection');
+        // ws stops reading after a violation, so the peer's answer to the close is never seen.
+        this.#armGrace();
         return;
       }
       this.deps.instruments.countError('socket');
@@ -252,6 +410,7 @@ export class Connection {
   };
 
   #onClose = (peerCode: number): void => {
+    clearTimeout(this.#graceTimer);
     const seconds = (performance.now() - this.#openedAt) / 1000;
     const code = this.#serverCloseCode ?? peerCode;
     const reason = closeReason(code);
@@ -272,7 +431,17 @@ export class Connection {
     );
     context.with(trace.setSpan(this.handshake, span), () => {
       this.deps.logger.info(
-        { close_code: code, close_reason: reason, initiator, duration_ms: Math.round(seconds * 1000) },
+        {
+          close_code: code,
+          close_reason: reason,
+          initiator,
+          duration_ms: Math.round(seconds * 1000),
+          client_address: this.peer.address,
+          client_port: this.peer.port,
+          messages_received: this.#received,
+          messages_answered: this.#answered,
+          messages_late: this.#late,
+        },
         'WebSocket closed',
       );
     });

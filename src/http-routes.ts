@@ -1,7 +1,8 @@
-/** The plain HTTP routes on the service's one port: /metrics, /healthz, /readyz, JSON 404/405. */
+/** The plain HTTP routes on the service's one port: /metrics, /healthz, /readyz, JSON 404/405/413. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Instruments } from './instruments.js';
+import { hasBody, refuseBody } from './http-guard.js';
 import { sendJson } from './http-responses.js';
 import { checkReadiness, type ReadinessSources } from './readiness.js';
 import { PROMETHEUS_CONTENT_TYPE, type Telemetry } from './telemetry.js';
@@ -59,6 +60,10 @@ function pathOf(url: string | undefined): string {
 export function createRequestHandler(deps: RouteDeps) {
   return (req: IncomingMessage, res: ServerResponse): void => {
     const path = pathOf(req.url);
+    if (hasBody(req)) {
+      refuseBody(req, res, path, deps);
+      return;
+    }
     const route = routes.get(path);
     if (route === undefined) {
       if (path === deps.wsPath) {

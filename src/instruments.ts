@@ -3,8 +3,19 @@
  * Prometheus names (`active_connections`, `total_messages`, `error_count`, `shutdown_duration`)
  * plus operator extras named in the same style; the exporter adds `_total` to counters.
  */
-import type { Counter, Histogram, Meter } from '@opentelemetry/api';
-import { ATTR_ERROR_SOURCE, ERROR_SOURCES, type ErrorSource } from './semconv.js';
+import type { Attributes, Counter, Histogram, Meter } from '@opentelemetry/api';
+import {
+  ATTR_ERROR_SOURCE,
+  ATTR_REASON,
+  ERROR_SOURCES,
+  HTTP_REJECT_REASONS,
+  SERVER_CLOSE_REASONS,
+  UPGRADE_REJECT_REASONS,
+  type ErrorSource,
+  type HttpRejectReason,
+  type ServerCloseReason,
+  type UpgradeRejectReason,
+} from './semconv.js';
 
 /** Seconds. Shutdown is drain delay (default 5 s) plus closing and flushing, bounded by the timeout. */
 export const SHUTDOWN_BUCKETS_S = [0.1, 0.25, 0.5, 1, 2.5, 5, 7.5, 10, 15, 20, 30, 60, 120];
@@ -21,13 +32,35 @@ export interface Instruments {
   readonly shutdownDuration: Histogram;
   readonly messageDuration: Histogram;
   readonly connectionDuration: Histogram;
+  /** Messages refused by the per-connection rate limit (answered `rate_limited`). */
+  readonly rateLimitedMessages: Counter;
+  /** Messages that arrived after the server sent its close frame: not processed, not answered. */
+  readonly lateMessages: Counter;
   /** Counts one unhandled error; the single place error_count is incremented. */
   countError(source: ErrorSource): void;
+  /** Refusals and server-side closes are handled outcomes, counted here and never in error_count. */
+  countRejectedUpgrade(reason: UpgradeRejectReason): void;
+  countRejectedHttpRequest(reason: HttpRejectReason): void;
+  countServerClose(reason: ServerCloseReason): void;
 }
 
 export interface InstrumentSources {
   /** The live socket count, read at collection time so the gauge cannot drift from the truth. */
   readonly liveConnections: () => number;
+  /** MAX_CONNECTIONS, exported so `active_connections / max_connections` can be alerted on. */
+  readonly maxConnections: number;
+}
+
+/** A counter by `reason` whose every value exists at 0 from the first scrape, for rate() and alerts. */
+function reasonCounter<R extends string>(meter: Meter, name: string, description: string, reasons: readonly R[]): (reason: R) => void {
+  const counter = meter.createCounter(name, { description });
+  const byReason = new Map<R, Attributes>();
+  for (const reason of reasons) {
+    const attrs = Object.freeze({ [ATTR_REASON]: reason });
+    byReason.set(reason, attrs);
+    counter.add(0, attrs);
+  }
+  return (reason) => counter.add(1, byReason.get(reason));
 }
 
 export function createInstruments(meter: Meter, sources: InstrumentSources): Instruments {
@@ -36,6 +69,11 @@ export function createInstruments(meter: Meter, sources: InstrumentSources): Ins
       description: 'Number of live WebSocket connections',
     })
     .addCallback((result) => result.observe(sources.liveConnections()));
+  meter
+    .createObservableGauge('max_connections', {
+      description: 'Configured limit on live WebSocket connections (MAX_CONNECTIONS); upgrades beyond it get 503',
+    })
+    .addCallback((result) => result.observe(sources.maxConnections));
 
   const totalMessages = meter.createCounter('total_messages', {
     description: 'Total messages received across all connections',
@@ -59,8 +97,35 @@ export function createInstruments(meter: Meter, sources: InstrumentSources): Ins
     advice: { explicitBucketBoundaries: CONNECTION_BUCKETS_S },
   });
 
+  const rateLimitedMessages = meter.createCounter('rate_limited_messages', {
+    description: 'Messages refused by the per-connection rate limit and answered with rate_limited',
+  });
+  const lateMessages = meter.createCounter('late_messages', {
+    description: 'Messages that arrived after the server had sent its close frame; not processed and not answered',
+  });
+  const countRejectedUpgrade = reasonCounter(
+    meter,
+    'rejected_upgrades',
+    'WebSocket upgrades refused before the handshake, by reason',
+    UPGRADE_REJECT_REASONS,
+  );
+  const countRejectedHttpRequest = reasonCounter(
+    meter,
+    'rejected_http_requests',
+    'HTTP requests refused before reaching a route (body, timeout, oversized or malformed headers), by reason',
+    HTTP_REJECT_REASONS,
+  );
+  const countServerClose = reasonCounter(
+    meter,
+    'connections_closed_by_server',
+    'WebSocket connections the server closed or terminated, by reason',
+    SERVER_CLOSE_REASONS,
+  );
+
   // Series that exist from the first scrape: rate() and `== 0` alerts need a starting point.
   totalMessages.add(0);
+  rateLimitedMessages.add(0);
+  lateMessages.add(0);
   const bySource = new Map<ErrorSource, { [ATTR_ERROR_SOURCE]: ErrorSource }>();
   for (const source of ERROR_SOURCES) {
     const attrs = Object.freeze({ [ATTR_ERROR_SOURCE]: source });
@@ -74,8 +139,13 @@ export function createInstruments(meter: Meter, sources: InstrumentSources): Ins
     shutdownDuration,
     messageDuration,
     connectionDuration,
+    rateLimitedMessages,
+    lateMessages,
     countError(source) {
       errorCount.add(1, bySource.get(source));
     },
+    countRejectedUpgrade,
+    countRejectedHttpRequest,
+    countServerClose,
   };
 }

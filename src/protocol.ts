@@ -2,6 +2,7 @@
  * The wire protocol: JSON text frames in, JSON text frames out. Parsing never throws; a bad
  * frame becomes an error reply with a stable code and the connection stays open.
  */
+import { nestsDeeperThan } from './json-depth.js';
 
 export type MessageId = string | number | null;
 
@@ -25,6 +26,7 @@ export const ERROR_CODES = {
   unknown_type: 'unknown_type',
   unsupported_data: 'unsupported_data',
   internal_error: 'internal_error',
+  rate_limited: 'rate_limited',
 } as const;
 export type ErrorCode = keyof typeof ERROR_CODES;
 
@@ -58,9 +60,13 @@ function readId(value: unknown): MessageId {
   return typeof value === 'string' || typeof value === 'number' ? value : null;
 }
 
-export function parseMessage(data: Buffer, isBinary: boolean): ParseResult {
+/** @param maxDepth deepest object/array nesting accepted (MAX_JSON_DEPTH); checked before parsing */
+export function parseMessage(data: Buffer, isBinary: boolean, maxDepth = 64): ParseResult {
   if (isBinary) {
     return { ok: false, error: errorReply(null, 'unsupported_data', 'binary frames are not supported; send JSON text') };
+  }
+  if (nestsDeeperThan(data, maxDepth)) {
+    return { ok: false, error: errorReply(null, 'bad_request', `message nests deeper than ${maxDepth} levels`) };
   }
   let value: unknown;
   try {

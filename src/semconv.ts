@@ -24,6 +24,8 @@ export const ATTR_WS_CLOSE_REASON = 'ws.close.reason';
 export const ATTR_WS_CLOSE_INITIATOR = 'ws.close.initiator';
 export const ATTR_WS_CONNECTION_DURATION = 'ws.connection.duration';
 export const ATTR_ERROR_SOURCE = 'error.source';
+/** Why a request was refused or a connection closed by the server; values from the sets below. */
+export const ATTR_REASON = 'reason';
 
 /** How a message ended, for the processing-duration histogram. */
 export type Outcome = 'ok' | 'client_error' | 'internal_error';
@@ -37,6 +39,35 @@ export const ERROR_SOURCES = [
   'unhandled_rejection',
 ] as const;
 export type ErrorSource = (typeof ERROR_SOURCES)[number];
+
+/** Why an upgrade was refused before the handshake; each pre-registered at 0 in rejected_upgrades. */
+export const UPGRADE_REJECT_REASONS = [
+  'not_found',
+  'shutting_down',
+  'max_connections',
+  'unauthorized',
+  'forbidden_origin',
+  'bad_handshake',
+] as const;
+export type UpgradeRejectReason = (typeof UPGRADE_REJECT_REASONS)[number];
+
+/** Why a plain HTTP request was refused; each pre-registered at 0 in rejected_http_requests. */
+export const HTTP_REJECT_REASONS = ['body_not_allowed', 'request_timeout', 'headers_too_large', 'malformed_request'] as const;
+export type HttpRejectReason = (typeof HTTP_REJECT_REASONS)[number];
+
+/** Why the server closed a connection; each pre-registered at 0 in connections_closed_by_server. */
+export const SERVER_CLOSE_REASONS = [
+  'rate_limited',
+  'slow_reader',
+  'heartbeat_timeout',
+  'message_too_big',
+  'invalid_payload',
+  'too_many_fragments',
+  'protocol_error',
+  'shutdown',
+  'shutdown_timeout',
+] as const;
+export type ServerCloseReason = (typeof SERVER_CLOSE_REASONS)[number];
 
 /** Message types that are not a registered handler collapse into these, so the label set stays bounded. */
 export const MESSAGE_TYPE_INVALID = 'invalid';

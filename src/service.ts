@@ -5,18 +5,22 @@
  *
  * Lifecycle: idle → starting → running → draining → closing → closed.
  *  - draining: /readyz answers 503 while the load balancer notices; upgrades still accepted.
- *  - closing: upgrades refused (503), in-flight messages finish, sockets closed with 1001,
- *    stragglers terminated, shutdown_duration recorded, telemetry flushed.
+ *  - closing: upgrades refused (503); connections closed with 1001 in waves over
+ *    SHUTDOWN_CLOSE_WINDOW_MS, each once its in-flight messages are answered; stragglers
+ *    terminated; shutdown_duration recorded; telemetry flushed.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { context, ROOT_CONTEXT, SpanKind, trace, type Context } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import { WebSocketServer } from 'ws';
+import { createAdmission } from './admission.js';
+import { closeInWaves, waveCount } from './close-waves.js';
 import type { Config } from './config.js';
-import { Connection, InflightTracker } from './connection.js';
+import { Connection, type ConnectionDeps } from './connection.js';
 import { delay, withDeadline } from './deadline.js';
 import { defaultHandlers, type HandlerRegistry } from './handlers/index.js';
+import { createClientErrorHandler } from './http-guard.js';
 import { createRequestHandler } from './http-routes.js';
 import { createInstruments, type Instruments } from './instruments.js';
 import { withValidIds } from './spans.js';
@@ -55,45 +59,67 @@ export interface ServiceDeps {
 
 /** Share of SHUTDOWN_TIMEOUT_MS kept for the log transport's last flush after the SDK's. */
 const LOG_FLUSH_SHARE = 0.2;
-/** Share of SHUTDOWN_TIMEOUT_MS that sockets get to close before they are terminated. */
+/**
+ * Share of SHUTDOWN_TIMEOUT_MS that sockets get to close before they are terminated; the close
+ * waves span at most CLOSE_WINDOW_MAX_SHARE of it (config.ts), leaving the rest for the last
+ * wave's close handshakes.
+ */
 const SOCKET_CLOSE_SHARE = 0.5;
 
 export function createService(deps: ServiceDeps): Service {
   const { config, telemetry, logger } = deps;
   const connections = new Set<Connection>();
-  const inflight = new InflightTracker();
-  const instruments = createInstruments(telemetry.meter, { liveConnections: () => connections.size });
+  const instruments = createInstruments(telemetry.meter, {
+    liveConnections: () => connections.size,
+    maxConnections: config.limits.maxConnections,
+  });
   let state: LifecycleState = 'idle';
   let server: Server | undefined;
   let address: AddressInfo | undefined;
   let shuttingDown: Promise<ShutdownResult> | undefined;
-  let emptied: (() => void) | undefined;
+  let heartbeat: NodeJS.Timeout | undefined;
+  const emptied: (() => void)[] = [];
 
   const wss = new WebSocketServer({
     noServer: true,
     clientTracking: false,
     maxPayload: config.maxMessageBytes,
     perMessageDeflate: false,
+    // Connection answers pings itself, so a peer that floods pings without reading is counted.
+    autoPong: false,
   });
   wss.on('error', (err) => {
     instruments.countError('server');
     logger.error({ err }, 'WebSocket server error');
   });
 
-  const connectionDeps = { tracer: telemetry.tracer, instruments, logger, handlers: deps.handlers ?? defaultHandlers, inflight };
+  const connectionDeps: ConnectionDeps = {
+    tracer: telemetry.tracer,
+    instruments,
+    logger,
+    handlers: deps.handlers ?? defaultHandlers,
+    limits: config.limits,
+  };
 
   const onUpgrade = createUpgradeHandler({
     wss,
     wsPath: config.wsPath,
     tracer: telemetry.tracer,
     logger,
+    instruments,
     accepting: () => state === 'running' || state === 'draining',
+    admit: createAdmission(config.admission),
+    liveConnections: () => connections.size,
+    maxConnections: config.limits.maxConnections,
     onConnection(ws, handshake, req) {
-      const connection = new Connection(ws, handshake, connectionDeps);
+      const connection = new Connection(ws, handshake, connectionDeps, {
+        address: req.socket.remoteAddress,
+        port: req.socket.remotePort,
+      });
       connections.add(connection);
       ws.once('close', () => {
         connections.delete(connection);
-        if (connections.size === 0) emptied?.();
+        if (connections.size === 0) for (const wake of emptied.splice(0)) wake();
       });
       logger.info({ client_address: req.socket.remoteAddress, live_connections: connections.size }, 'WebSocket connected');
     },
@@ -111,9 +137,21 @@ export function createService(deps: ServiceDeps): Service {
   async function start(): Promise<AddressInfo> {
     if (state !== 'idle') throw new Error(`service cannot start from state ${state}`);
     state = 'starting';
-    const http = createServer(onRequest);
+    const { headersTimeoutMs, requestTimeoutMs, keepAliveTimeoutMs } = config.http;
+    const http = createServer(
+      {
+        headersTimeout: headersTimeoutMs,
+        requestTimeout: requestTimeoutMs,
+        // Node enforces both timeouts only when it sweeps its connections (every 30 s by
+        // default); sweeping at a fraction of the timeout makes the bound what it says.
+        connectionsCheckingInterval: Math.min(1000, Math.max(25, Math.floor(headersTimeoutMs / 4))),
+      },
+      onRequest,
+    );
+    http.keepAliveTimeout = keepAliveTimeoutMs;
     server = http;
     http.on('upgrade', onUpgrade);
+    http.on('clientError', createClientErrorHandler({ instruments, logger }));
     await new Promise<void>((resolve, reject) => {
       http.once('error', reject);
       http.listen(config.port, config.host, () => {
@@ -127,30 +165,47 @@ export function createService(deps: ServiceDeps): Service {
     });
     address = http.address() as AddressInfo;
     state = 'running';
+    if (config.limits.heartbeatIntervalMs > 0) {
+      heartbeat = setInterval(() => {
+        for (const connection of connections) connection.heartbeat();
+      }, config.limits.heartbeatIntervalMs);
+    }
     logger.info({ address: address.address, port: address.port, ws_path: config.wsPath }, 'ws-service listening');
     return address;
   }
 
   function waitForEmpty(): Promise<void> {
     if (connections.size === 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      emptied = resolve;
-    });
+    return new Promise((resolve) => emptied.push(resolve));
   }
 
+  /**
+   * Closes every connection with 1001 in waves over SHUTDOWN_CLOSE_WINDOW_MS. Each connection
+   * closes once its own in-flight messages are answered; what has not closed when the budget
+   * runs out is terminated. Resolves with the number terminated.
+   */
   async function closeConnections(budgetMs: number): Promise<number> {
-    const started = Date.now();
-    const settled = await withDeadline(inflight.idle(), budgetMs);
-    if (settled === 'timeout') logger.warn({ in_flight: inflight.count }, 'shutdown: in-flight messages did not finish in time');
-    logger.info({ connections: connections.size }, 'shutdown: closing connections with 1001 Going Away');
-    for (const connection of connections) connection.close(1001, 'server shutting down');
-    const closed = await withDeadline(waitForEmpty(), budgetMs - (Date.now() - started));
+    const deadline = Date.now() + budgetMs;
+    const targets = [...connections];
+    const windowMs = config.shutdownCloseWindowMs;
+    logger.info(
+      { connections: targets.length, waves: waveCount(targets.length, windowMs), window_ms: windowMs },
+      'shutdown: closing connections with 1001 Going Away',
+    );
+    const closing = closeInWaves(
+      targets,
+      windowMs,
+      (connection) => void connection.drain(1001, 'server shutting down'),
+      () => connections.size === 0,
+    );
+    const closed = await withDeadline(closing.then(waitForEmpty), deadline - Date.now());
     if (closed !== 'timeout') return 0;
-    const stragglers = connections.size;
-    logger.warn({ connections: stragglers }, 'shutdown: terminating connections that did not close in time');
-    for (const connection of connections) connection.terminate();
+    const stragglers = [...connections];
+    const inFlight = stragglers.reduce((sum, connection) => sum + connection.inflight.count, 0);
+    logger.warn({ connections: stragglers.length, in_flight: inFlight }, 'shutdown: terminating connections that did not close in time');
+    for (const connection of stragglers) connection.terminate();
     await withDeadline(waitForEmpty(), 1000);
-    return stragglers;
+    return stragglers.length;
   }
 
   async function closeHttp(): Promise<void> {
@@ -169,6 +224,7 @@ export function createService(deps: ServiceDeps): Service {
 
     state = 'closing';
     const deadline = Date.now() + config.shutdownTimeoutMs;
+    clearInterval(heartbeat);
     wss.close();
     logger.info({}, 'shutdown: refusing new upgrades');
     const terminatedSockets = await closeConnections(config.shutdownTimeoutMs * SOCKET_CLOSE_SHARE);

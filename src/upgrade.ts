@@ -1,9 +1,11 @@
 /**
- * The WebSocket handshake: route and admission checks, then a short server span around the
- * upgrade. The HTTP instrumentation makes no span for upgrade requests, so a `traceparent`
- * header is extracted here and the connection joins the caller's trace.
+ * The WebSocket handshake: a short server span around the upgrade, and the checks made before
+ * it completes (route, drain, origin, token, connection limit); each refusal is an HTTP answer,
+ * counted by reason in rejected_upgrades and logged once under the handshake's request_id.
+ * The HTTP instrumentation makes no span for upgrade requests, so a `traceparent` header is
+ * extracted here and the connection joins the caller's trace.
  */
-import type { IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import {
   context,
@@ -18,7 +20,9 @@ import {
 } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import type { WebSocket, WebSocketServer } from 'ws';
+import type { AdmissionVerdict } from './admission.js';
 import { rejectUpgrade } from './http-responses.js';
+import type { Instruments } from './instruments.js';
 import { withValidIds } from './spans.js';
 import {
   ATTR_CLIENT_ADDRESS,
@@ -31,6 +35,7 @@ import {
   ATTR_URL_PATH,
   ATTR_URL_SCHEME,
   ATTR_USER_AGENT_ORIGINAL,
+  type UpgradeRejectReason,
 } from './semconv.js';
 
 export interface UpgradeDeps {
@@ -38,13 +43,22 @@ export interface UpgradeDeps {
   readonly wsPath: string;
   readonly tracer: Tracer;
   readonly logger: Logger;
+  readonly instruments: Instruments;
   /** False once shutdown has passed its drain delay: new upgrades get 503. */
   readonly accepting: () => boolean;
+  /** Origin and bearer-token checks (both optional). */
+  readonly admit: (headers: IncomingHttpHeaders) => AdmissionVerdict;
+  readonly liveConnections: () => number;
+  /** MAX_CONNECTIONS: at this many live connections, upgrades get 503. */
+  readonly maxConnections: number;
   /** Called inside the handshake span's context once the socket is open. */
   readonly onConnection: (ws: WebSocket, handshake: Context, req: IncomingMessage) => void;
 }
 
-type FinishHandshake = (status: number, error?: string) => void;
+type Refuse = (status: number, reason: UpgradeRejectReason, message: string, headers?: Record<string, string>) => void;
+
+/** Refusals an operator expects in normal running (scanners, a drain) are info; the rest warn. */
+const QUIET_REASONS: ReadonlySet<UpgradeRejectReason> = new Set(['not_found', 'shutting_down']);
 
 function pathOf(url: string | undefined): string {
   const raw = url ?? '/';
@@ -52,16 +66,17 @@ function pathOf(url: string | undefined): string {
   return query === -1 ? raw : raw.slice(0, query);
 }
 
-function startHandshakeSpan(tracer: Tracer, req: IncomingMessage, route: string, parent: Context): Span {
+function startHandshakeSpan(tracer: Tracer, req: IncomingMessage, route: string | undefined, path: string, parent: Context): Span {
   const userAgent = req.headers['user-agent'];
+  const method = req.method ?? 'GET';
   const span = tracer.startSpan(
-    `${req.method ?? 'GET'} ${route}`,
+    route === undefined ? method : `${method} ${route}`,
     {
       kind: SpanKind.SERVER,
       attributes: {
-        [ATTR_HTTP_REQUEST_METHOD]: req.method ?? 'GET',
-        [ATTR_HTTP_ROUTE]: route,
-        [ATTR_URL_PATH]: route,
+        [ATTR_HTTP_REQUEST_METHOD]: method,
+        ...(route === undefined ? {} : { [ATTR_HTTP_ROUTE]: route }),
+        [ATTR_URL_PATH]: path,
         [ATTR_URL_SCHEME]: 'http',
         [ATTR_CLIENT_ADDRESS]: req.socket.remoteAddress ?? '',
         [ATTR_NETWORK_PEER_ADDRESS]: req.socket.remoteAddress ?? '',
@@ -75,7 +90,7 @@ function startHandshakeSpan(tracer: Tracer, req: IncomingMessage, route: string,
 }
 
 export function createUpgradeHandler(deps: UpgradeDeps) {
-  const pending = new WeakMap<IncomingMessage, FinishHandshake>();
+  const pending = new WeakMap<IncomingMessage, Refuse>();
 
   // ws reports malformed handshakes here when a listener exists; answer them in our JSON shape.
   deps.wss.on('wsClientError', (err: Error, socket: Duplex, req: IncomingMessage) => {
@@ -83,30 +98,27 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
     const extra: Record<string, string> = err.message.includes('Sec-WebSocket-Version')
       ? { 'Sec-WebSocket-Version': '13, 8' }
       : {};
-    pending.get(req)?.(status, 'bad_handshake');
-    rejectUpgrade(socket, status, 'bad_handshake', err.message, extra);
+    const refuse = pending.get(req);
+    if (refuse !== undefined) {
+      refuse(status, 'bad_handshake', err.message, extra);
+    } else {
+      deps.instruments.countRejectedUpgrade('bad_handshake');
+      rejectUpgrade(socket, status, 'bad_handshake', err.message, extra);
+    }
   });
 
   return (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     // Network faults before the handshake are the client's; without a listener they would crash.
     socket.on('error', () => socket.destroy());
     const path = pathOf(req.url);
-    if (path !== deps.wsPath) {
-      rejectUpgrade(socket, 404, 'not_found', `no WebSocket endpoint at ${path}; use ${deps.wsPath}`);
-      return;
-    }
-    if (!deps.accepting()) {
-      rejectUpgrade(socket, 503, 'shutting_down', 'server is shutting down; reconnect to another instance', {
-        'Retry-After': '1',
-      });
-      return;
-    }
+    const route = path === deps.wsPath ? deps.wsPath : undefined;
 
+    // The span starts before any check, so every refusal is logged under a request_id too.
     const parent = propagation.extract(ROOT_CONTEXT, req.headers);
-    const span = startHandshakeSpan(deps.tracer, req, deps.wsPath, parent);
+    const span = startHandshakeSpan(deps.tracer, req, route, path, parent);
     const handshake = trace.setSpan(parent, span);
     let finished = false;
-    const finish: FinishHandshake = (status, error) => {
+    const finish = (status: number, error?: string): void => {
       if (finished) return;
       finished = true;
       span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, status);
@@ -115,11 +127,44 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
       span.end();
       pending.delete(req);
     };
+    const refuse: Refuse = (status, reason, message, headers = {}) => {
+      if (finished) return;
+      finish(status, reason);
+      deps.instruments.countRejectedUpgrade(reason);
+      context.with(handshake, () => {
+        const fields = { reason, status, client_address: req.socket.remoteAddress, path };
+        if (QUIET_REASONS.has(reason)) deps.logger.info(fields, 'WebSocket upgrade refused');
+        else deps.logger.warn(fields, 'WebSocket upgrade refused');
+      });
+      rejectUpgrade(socket, status, reason, message, headers);
+    };
+
+    if (route === undefined) {
+      refuse(404, 'not_found', `no WebSocket endpoint at ${path}; use ${deps.wsPath}`);
+      return;
+    }
+    if (!deps.accepting()) {
+      refuse(503, 'shutting_down', 'server is shutting down; reconnect to another instance', { 'Retry-After': '1' });
+      return;
+    }
+    const verdict = deps.admit(req.headers);
+    if (!verdict.ok) {
+      const challenge: Record<string, string> = verdict.status === 401 ? { 'WWW-Authenticate': 'Bearer realm="ws-service"' } : {};
+      refuse(verdict.status, verdict.reason, verdict.detail, challenge);
+      return;
+    }
+    if (deps.liveConnections() >= deps.maxConnections) {
+      refuse(503, 'max_connections', 'server is at its connection limit; reconnect to another instance', { 'Retry-After': '1' });
+      return;
+    }
+
     const abandoned = (): void => finish(499, 'client_closed');
-    pending.set(req, finish);
+    pending.set(req, refuse);
     socket.once('close', abandoned);
 
     context.with(handshake, () => {
+      // ws completes the handshake synchronously (no verifyClient), so the live count checked
+      // above cannot be overtaken by another upgrade before this one is counted.
       deps.wss.handleUpgrade(req, socket, head, (ws) => {
         socket.off('close', abandoned);
         finish(101);
