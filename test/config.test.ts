@@ -62,3 +62,48 @@ test('the process refuses to start on invalid configuration: one line on stderr,
   assert.equal(child.stderr(), 'ws-service: invalid configuration: PORT="abc": expected an integer from 0 to 65535\n');
   assert.equal(child.lines.length, 0);
 });
+
+test('limits: documented defaults; 0 turns the rate limit and the heartbeat off', () => {
+  const config = loadConfig({});
+  assert.equal(config.maxMessageBytes, 1_048_576);
+  assert.equal(config.shutdownCloseWindowMs, 2500, 'a quarter of SHUTDOWN_TIMEOUT_MS');
+  assert.deepEqual(config.limits, {
+    maxConnections: 10_000,
+    maxBufferedBytes: 4_194_304,
+    maxJsonDepth: 64,
+    rateLimit: { messagesPerSec: 100, burst: 200, closeAfter: 100 },
+    heartbeatIntervalMs: 30_000,
+  });
+  assert.deepEqual(config.http, { headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, keepAliveTimeoutMs: 5_000 });
+  assert.deepEqual(config.admission, { allowedOrigins: undefined, authToken: undefined });
+  const off = loadConfig({ RATE_LIMIT_MESSAGES_PER_SEC: '0', HEARTBEAT_INTERVAL_MS: '0' });
+  assert.equal(off.limits.rateLimit, undefined);
+  assert.equal(off.limits.heartbeatIntervalMs, 0);
+  assert.equal(loadConfig({ SHUTDOWN_TIMEOUT_MS: '2000' }).shutdownCloseWindowMs, 500);
+  assert.equal(loadConfig({ MAX_MESSAGE_BYTES: '4194304' }).limits.maxBufferedBytes, 8_388_608, 'at least two of the largest replies');
+  const admission = loadConfig({ ALLOWED_ORIGINS: 'https://App.Example.com, http://localhost:3000/', AUTH_TOKEN: 'abcdefghijklmnop' }).admission;
+  assert.deepEqual(admission.allowedOrigins, ['https://app.example.com', 'http://localhost:3000']);
+  assert.equal(admission.authToken, 'abcdefghijklmnop');
+});
+
+test('limits: each bad value is refused with the variable and what it accepts; a bad token is not echoed', () => {
+  const cases: [Record<string, string>, string][] = [
+    [{ MAX_CONNECTIONS: '0' }, 'invalid configuration: MAX_CONNECTIONS="0": expected an integer from 1 to 1000000'],
+    [{ MAX_BUFFERED_BYTES: '1000000' }, 'invalid configuration: MAX_BUFFERED_BYTES="1000000": expected an integer from 2 × MAX_MESSAGE_BYTES (2097152) to 1073741824'],
+    [{ MAX_JSON_DEPTH: '5000' }, 'invalid configuration: MAX_JSON_DEPTH="5000": expected an integer from 1 to 1000'],
+    [{ RATE_LIMIT_MESSAGES_PER_SEC: '-5' }, 'invalid configuration: RATE_LIMIT_MESSAGES_PER_SEC="-5": expected 0 (off) or an integer from 1 to 1000000'],
+    [{ RATE_LIMIT_BURST: '0' }, 'invalid configuration: RATE_LIMIT_BURST="0": expected an integer from 1 to 1000000'],
+    [{ RATE_LIMIT_CLOSE_AFTER: 'x' }, 'invalid configuration: RATE_LIMIT_CLOSE_AFTER="x": expected an integer from 1 to 1000000'],
+    [{ HEARTBEAT_INTERVAL_MS: '50' }, 'invalid configuration: HEARTBEAT_INTERVAL_MS="50": expected 0 (off) or an integer from 100 to 3600000'],
+    [{ HTTP_HEADERS_TIMEOUT_MS: '5' }, 'invalid configuration: HTTP_HEADERS_TIMEOUT_MS="5": expected an integer from 100 to 600000'],
+    [{ HTTP_HEADERS_TIMEOUT_MS: '20000', HTTP_REQUEST_TIMEOUT_MS: '10000' }, 'invalid configuration: HTTP_REQUEST_TIMEOUT_MS="10000": expected an integer from HTTP_HEADERS_TIMEOUT_MS (20000) to 3600000'],
+    [{ HTTP_KEEP_ALIVE_TIMEOUT_MS: 'soon' }, 'invalid configuration: HTTP_KEEP_ALIVE_TIMEOUT_MS="soon": expected an integer from 0 to 600000'],
+    [{ SHUTDOWN_CLOSE_WINDOW_MS: '5000' }, 'invalid configuration: SHUTDOWN_CLOSE_WINDOW_MS="5000": expected an integer from 0 to 40% of SHUTDOWN_TIMEOUT_MS (4000)'],
+    [{ ALLOWED_ORIGINS: 'https://app.example.com/login' }, 'invalid configuration: ALLOWED_ORIGINS="https://app.example.com/login": expected a comma-separated list of origins such as https://app.example.com'],
+    [{ ALLOWED_ORIGINS: 'app.example.com' }, 'invalid configuration: ALLOWED_ORIGINS="app.example.com": expected a comma-separated list of origins such as https://app.example.com'],
+    [{ AUTH_TOKEN: 'short secret' }, 'invalid configuration: AUTH_TOKEN="<redacted>": expected a bearer token of 16 or more characters from A-Z a-z 0-9 - . _ ~ + / (then optional =)'],
+  ];
+  for (const [env, message] of cases) {
+    assert.throws(() => loadConfig(env), (err: unknown) => err instanceof ConfigError && err.message === message, JSON.stringify(env));
+  }
+});
