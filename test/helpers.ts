@@ -53,7 +53,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   };
   const { logger } = createLogger({
     level: config.logLevel,
-    otlp: false,
+    otlp: undefined,
     serviceName: config.telemetry.serviceName,
     serviceVersion: config.telemetry.serviceVersion,
   serviceInstanceId: config.telemetry.serviceInstanceId,
