@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { afterEach, test } from 'node:test';
 import { SHUTDOWN_BUCKETS_S } from '../src/instruments.js';
 import { Client, eventually, startChild, withTimeout, type LogLine } from './helpers.js';
+import { freePort } from './stack-helpers.js';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from './otlp-receiver.js';
 
 const UPSTREAM_TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
@@ -161,14 +161,6 @@ test('a 10% ratio sampler records about a tenth of connections, yet every log li
   assert.equal(sampledFlags, handshakes, 'trace_flags says which connections were recorded');
 });
 
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
 function rssKiB(pid: number): number {
   // /proc/<pid>/status: "VmRSS:   123456 kB"
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -177,7 +169,7 @@ function rssKiB(pid: number): number {
 
 
 test('collector down: the service keeps serving, memory stays bounded, /readyz 200 but degraded, SIGTERM exits in time', async () => {
-  const port = await closedPort();
+  const port = await freePort(); // nothing listens there: the collector is down
   const TIMEOUT_MS = 2000;
   const svc = await startChild({
     ...FAST_EXPORT,

@@ -6,8 +6,8 @@ import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { Client, eventually, withTimeout } from './helpers.js';
-import { freePort, killStarted, readRepoFile, repoPath, startService, type RunningService } from './stack-helpers.js';
+import { Client, eventually, killChildren, startChild, withTimeout, type RunningService } from './helpers.js';
+import { freePort, readRepoFile, repoPath } from './stack-helpers.js';
 
 // Debian's real Prometheus, run with the project's own otel/prometheus.yml and rules, rewritten
 // only where it must be: targets on loopback and 1 s intervals instead of 15 s. The ws-service
@@ -94,7 +94,7 @@ async function single(expr: string, value: number): Promise<Sample | undefined> 
 }
 
 before(async () => {
-  svc = await startService({ SHUTDOWN_DRAIN_DELAY_MS: '0', SHUTDOWN_TIMEOUT_MS: '2000' });
+  svc = await startChild({ SHUTDOWN_DRAIN_DELAY_MS: '0', SHUTDOWN_TIMEOUT_MS: '2000' });
   serviceInstance = `127.0.0.1:${svc.port}`;
 
   collector = createServer((req, res) => {
@@ -164,7 +164,7 @@ after(async () => {
     }
   }
   collector?.close();
-  await killStarted();
+  await killChildren();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { createServer, type Socket } from 'node:net';
 import { after, afterEach, test } from 'node:test';
-import { sampleValue, scrape, withTimeout } from './helpers.js';
-import { freePort, killStarted, run, startService } from './stack-helpers.js';
+import { killChildren, sampleValue, scrape, startChild, withTimeout } from './helpers.js';
+import { freePort, run } from './stack-helpers.js';
 
 // The blue-green smoke test as a pipeline runs it: the real CLI in a child process against a
 // real main.js, its printed checks and its exit code.
@@ -18,10 +18,10 @@ function lines(text: string): string[] {
   return text.split('\n').filter((l) => l !== '');
 }
 
-afterEach(killStarted);
+afterEach(killChildren);
 
 test('npm run smoke passes against a ready service, prints every check, and /metrics counted its messages', async () => {
-  const svc = await startService();
+  const svc = await startChild();
   const { code, stdout, stderr } = await run('npm', ['run', '--silent', 'smoke', '--', svc.baseUrl]);
   assert.equal(code, 0, stdout + stderr);
   assert.deepEqual(lines(stdout), [
@@ -44,7 +44,7 @@ test('npm run smoke passes against a ready service, prints every check, and /met
 });
 
 test('a draining instance fails the smoke test: /readyz 503 names the draining check, exit 1', async () => {
-  const svc = await startService({ SHUTDOWN_DRAIN_DELAY_MS: '30000', SHUTDOWN_TIMEOUT_MS: '1000' });
+  const svc = await startChild({ SHUTDOWN_DRAIN_DELAY_MS: '30000', SHUTDOWN_TIMEOUT_MS: '1000' });
   svc.child.kill('SIGTERM');
   await svc.waitForLog((l) => l.message === 'shutdown: draining, /readyz now reports 503');
   const { code, stdout } = await smoke([svc.baseUrl]);
@@ -58,7 +58,7 @@ test('a draining instance fails the smoke test: /readyz 503 names the draining c
 });
 
 test('a service whose /metrics cannot count fails the metrics check, exit 1', async () => {
-  const svc = await startService({ OTEL_SDK_DISABLED: 'true' });
+  const svc = await startChild({ OTEL_SDK_DISABLED: 'true' });
   const { code, stdout } = await smoke([svc.baseUrl]);
   assert.equal(code, 1, stdout);
   const out = lines(stdout);
@@ -68,7 +68,7 @@ test('a service whose /metrics cannot count fails the metrics check, exit 1', as
 });
 
 test('a WebSocket path that refuses the upgrade fails the round trip, and there is nothing to count', async () => {
-  const svc = await startService();
+  const svc = await startChild();
   const { code, stdout } = await smoke([svc.baseUrl, '--ws-path', '/not-ws']);
   assert.equal(code, 1, stdout);
   assert.deepEqual(lines(stdout).slice(2), [

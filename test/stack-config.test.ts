@@ -3,7 +3,8 @@ import { readdirSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { after, before, describe, test } from 'node:test';
 import { parse } from 'yaml';
-import { durationMs, freePort, killStarted, readRepoFile, readYaml, repoPath, run, startService, type RunningService } from './stack-helpers.js';
+import { killChildren, startChild, type RunningService } from './helpers.js';
+import { durationMs, freePort, readRepoFile, readYaml, repoPath, run } from './stack-helpers.js';
 
 // What an operator deploys beside the service, checked with the real tools: promtool on the
 // Prometheus config and rules, docker-compose on the compose file, and the facts that tie the
@@ -263,9 +264,9 @@ describe('Dockerfile', () => {
   describe('HEALTHCHECK run as the container would', () => {
     let svc: RunningService;
     before(async () => {
-      svc = await startService();
+      svc = await startChild();
     });
-    after(killStarted);
+    after(killChildren);
 
     test('exits 0 against a live service on $PORT and 1 when nothing answers', async () => {
       const [command, ...args] = healthcheckCommand();

@@ -8,7 +8,6 @@ import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
-import { spawnService, type ChildService } from './helpers.js';
 
 /** The repository root (tests run from dist/test/). */
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -99,29 +98,3 @@ export function durationMs(text: string): number {
   return total;
 }
 
-export type RunningService = ChildService & { port: number; baseUrl: string; wsUrl: string };
-
-const started = new Set<ChildService>();
-
-/**
- * main.js on an ephemeral loopback port, like helpers' startChild, but tracked from the moment
- * it is spawned: killStarted() ends it even when it never got as far as listening.
- */
-export async function startService(env: Record<string, string> = {}): Promise<RunningService> {
-  const running = spawnService({ PORT: '0', ...env });
-  started.add(running);
-  void running.exited.then(() => started.delete(running));
-  const listening = await running.waitForLog((l) => l.message === 'ws-service listening');
-  const port = listening.port as number;
-  return { ...running, port, baseUrl: `http://127.0.0.1:${port}`, wsUrl: `ws://127.0.0.1:${port}/ws` };
-}
-
-/** Kills every service startService spawned that is still running, and waits for each to exit. */
-export async function killStarted(): Promise<void> {
-  await Promise.all(
-    [...started].map((running) => {
-      running.child.kill('SIGKILL');
-      return running.exited;
-    }),
-  );
-}
