@@ -18,6 +18,6 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
     },
   },
-  { files: ['test/**/*.ts'], rules: { '@typescript-eslint/require-await': 'off' } },
+  { files: ['test/**/*.ts'], rules: { '@typescript-eslint/require-await': 'off', '@typescript-eslint/no-base-to-string': 'off' } },
   { files: ['eslint.config.js'], ...tseslint.configs.disableTypeChecked },
 );

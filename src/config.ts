@@ -32,7 +32,16 @@ export interface TelemetryConfig {
     /** OTEL_METRIC_EXPORT_TIMEOUT, ms one push may take. */
     readonly exportTimeoutMs: number;
   };
-  readonly logs: OtlpSignalConfig;
+  readonly logs: OtlpSignalConfig & {
+    /** OTEL_EXPORTER_OTLP_[LOGS_]TIMEOUT; the log transport's worker does not read it itself. */
+    readonly exportTimeoutMs: number;
+    /** OTEL_BLRP_* batch settings, passed to the transport's worker (which ignores the variables). */
+    readonly batch: {
+      readonly scheduledDelayMillis: number;
+      readonly maxQueueSize: number;
+      readonly maxExportBatchSize: number;
+    };
+  };
 }
 
 export interface Config {
@@ -312,7 +321,21 @@ function telemetry(env: Env, version: string): TelemetryConfig {
       exportIntervalMs: integer(env, 'OTEL_METRIC_EXPORT_INTERVAL', 60_000, 100, 86_400_000),
       exportTimeoutMs: integer(env, 'OTEL_METRIC_EXPORT_TIMEOUT', 30_000, 100, 86_400_000),
     },
-    logs: signal(env, 'LOGS', sdkDisabled),
+    logs: {
+      ...signal(env, 'LOGS', sdkDisabled),
+      exportTimeoutMs: integer(
+        env,
+        raw(env, 'OTEL_EXPORTER_OTLP_LOGS_TIMEOUT') ? 'OTEL_EXPORTER_OTLP_LOGS_TIMEOUT' : 'OTEL_EXPORTER_OTLP_TIMEOUT',
+        10_000,
+        1,
+        600_000,
+      ),
+      batch: {
+        scheduledDelayMillis: integer(env, 'OTEL_BLRP_SCHEDULE_DELAY', 1_000, 1, 600_000),
+        maxQueueSize: integer(env, 'OTEL_BLRP_MAX_QUEUE_SIZE', 2_048, 1, 1_000_000),
+        maxExportBatchSize: integer(env, 'OTEL_BLRP_MAX_EXPORT_BATCH_SIZE', 512, 1, 1_000_000),
+      },
+    },
   };
 }
 

@@ -8,13 +8,23 @@
 import { context, isSpanContextValid, trace } from '@opentelemetry/api';
 import { once } from 'node:events';
 import pino, { type DestinationStream, type Logger, type LoggerOptions } from 'pino';
-import type { LogLevel } from './config.js';
+import type { LogLevel, OtlpProtocol } from './config.js';
 import { withDeadline } from './deadline.js';
+
+export interface OtlpLogSettings {
+  readonly protocol: OtlpProtocol;
+  /**
+   * Per export attempt. It also bounds shutdown: ending the transport blocks this thread until
+   * the worker's last export returns, so this must fit in the shutdown budget.
+   */
+  readonly exportTimeoutMs: number;
+  readonly batch: { readonly scheduledDelayMillis: number; readonly maxQueueSize: number; readonly maxExportBatchSize: number };
+}
 
 export interface LoggerSettings {
   readonly level: LogLevel;
-  /** Ship every record over OTLP too (an OTLP logs endpoint is configured). */
-  readonly otlp: boolean;
+  /** Ship every record over OTLP too, when an OTLP logs endpoint is configured. */
+  readonly otlp: OtlpLogSettings | undefined;
   readonly serviceName: string;
   readonly serviceVersion: string;
   readonly serviceInstanceId: string;
@@ -61,9 +71,23 @@ export function loggerOptions(level: LogLevel): LoggerOptions {
   };
 }
 
+/** The transport's exporter options; endpoint, headers and TLS still come from OTEL_EXPORTER_OTLP_* in the worker. */
+function exporterOptions(otlp: OtlpLogSettings): Record<string, unknown> {
+  const options = { timeoutMillis: otlp.exportTimeoutMs };
+  switch (otlp.protocol) {
+    case 'grpc':
+      return { protocol: 'grpc', grpcExporterOptions: options };
+    case 'http/json':
+      return { protocol: 'http', httpExporterOptions: options };
+    case 'http/protobuf':
+      return { protocol: 'http/protobuf', protobufExporterOptions: options };
+  }
+}
+
 export function createLogger(settings: LoggerSettings): ServiceLogger {
   const options = loggerOptions(settings.level);
-  if (!settings.otlp || settings.destination) {
+  const otlp = settings.otlp;
+  if (otlp === undefined || settings.destination) {
     const destination = settings.destination ?? pino.destination({ dest: 1, sync: true });
     const logger = pino(options, destination);
     return {
@@ -75,30 +99,34 @@ export function createLogger(settings: LoggerSettings): ServiceLogger {
     };
   }
 
+  // stdout is written from this thread; only the OTLP shipping runs in pino's worker. One
+  // transport target, because pino's multi-target router reads numeric levels from each line
+  // and our lines carry level labels.
   const transport = pino.transport({
-    targets: [
-      { target: 'pino/file', level: settings.level, options: { destination: 1 } },
-      {
-        target: 'pino-opentelemetry-transport',
-        level: settings.level,
-        options: {
-          loggerName: settings.serviceName,
-          serviceVersion: settings.serviceVersion,
-          // The transport's worker detects its own resource; these make it the same as the spans'.
-          resourceAttributes: {
-            'service.name': settings.serviceName,
-            'service.version': settings.serviceVersion,
-            'service.instance.id': settings.serviceInstanceId,
-          },
-          severityNumberMap: OTEL_SEVERITY_BY_LABEL,
-        },
+    target: 'pino-opentelemetry-transport',
+    options: {
+      loggerName: settings.serviceName,
+      serviceVersion: settings.serviceVersion,
+      // The transport's worker detects its own resource; these make it the same as the spans'.
+      resourceAttributes: {
+        'service.name': settings.serviceName,
+        'service.version': settings.serviceVersion,
+        'service.instance.id': settings.serviceInstanceId,
       },
-    ],
+      severityNumberMap: OTEL_SEVERITY_BY_LABEL,
+      logRecordProcessorOptions: {
+        recordProcessorType: 'batch',
+        exporterOptions: exporterOptions(otlp),
+        processorConfig: { ...otlp.batch, exportTimeoutMillis: otlp.exportTimeoutMs * 2 },
+      },
+    },
   });
-  const logger = pino(options, transport);
+  const stdout = pino.destination({ dest: 1, sync: true });
+  const logger = pino(options, pino.multistream([{ level: settings.level, stream: stdout }, { level: settings.level, stream: transport }]));
   return {
     logger,
     async close(budgetMs) {
+      stdout.flushSync();
       const closed = once(transport, 'close');
       transport.end();
       const outcome = await withDeadline(closed, budgetMs);

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { createLogger } from './logger.js';
 import { installProcessErrorHandlers } from './process-errors.js';
-import { createService } from './service.js';
+import { createService, LOG_FLUSH_SHARE } from './service.js';
 import { startTelemetry } from './telemetry.js';
 
 const SIGNAL_EXIT_CODES = { SIGINT: 130, SIGTERM: 143 } as const;
@@ -31,7 +31,15 @@ function readConfig(): Config {
 const config = readConfig();
 const { logger, close: closeLogger } = createLogger({
   level: config.logLevel,
-  otlp: config.telemetry.logs.enabled,
+  otlp: config.telemetry.logs.enabled
+    ? {
+        protocol: config.telemetry.logs.protocol,
+        // Ending the transport waits for its last export: keep both attempts (the one in flight
+        // and the final one) inside the share of the shutdown budget kept for the log flush.
+        exportTimeoutMs: Math.min(config.telemetry.logs.exportTimeoutMs, Math.floor((config.shutdownTimeoutMs * LOG_FLUSH_SHARE) / 2)),
+        batch: config.telemetry.logs.batch,
+      }
+    : undefined,
   serviceName: config.telemetry.serviceName,
   serviceVersion: config.telemetry.serviceVersion,
   serviceInstanceId: config.telemetry.serviceInstanceId,

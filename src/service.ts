@@ -58,7 +58,7 @@ export interface ServiceDeps {
 }
 
 /** Share of SHUTDOWN_TIMEOUT_MS kept for the log transport's last flush after the SDK's. */
-const LOG_FLUSH_SHARE = 0.2;
+export const LOG_FLUSH_SHARE = 0.2;
 /**
  * Share of SHUTDOWN_TIMEOUT_MS that sockets get to close before they are terminated; the close
  * waves span at most CLOSE_WINDOW_MAX_SHARE of it (config.ts), leaving the rest for the last

@@ -53,7 +53,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   };
   const { logger } = createLogger({
     level: config.logLevel,
-    otlp: false,
+    otlp: undefined,
     serviceName: config.telemetry.serviceName,
     serviceVersion: config.telemetry.serviceVersion,
   serviceInstanceId: config.telemetry.serviceInstanceId,
@@ -207,12 +207,27 @@ export interface ChildService {
   readonly waitForLog: (predicate: (line: LogLine) => boolean, ms?: number) => Promise<LogLine>;
 }
 
+const children = new Set<ChildProcess>();
+
+/** SIGKILLs every child spawnService started that is still running, and waits for each to exit. */
+export async function killChildren(): Promise<void> {
+  await Promise.all(
+    [...children].map((child) => {
+      const exited = once(child, 'exit');
+      child.kill('SIGKILL');
+      return exited;
+    }),
+  );
+}
+
 /** Runs dist/src/main.js as an operator would, with the given environment added. */
 export function spawnService(env: Env, nodeArgs: string[] = []): ChildService {
   const child = spawn(process.execPath, [...nodeArgs, MAIN], {
     env: { ...process.env, HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
   const lines: LogLine[] = [];
   let stderr = '';
   let buffered = '';
@@ -260,12 +275,15 @@ export function spawnService(env: Env, nodeArgs: string[] = []): ChildService {
 }
 
 /** Starts main.js on an ephemeral port and resolves once it logs that it listens. */
-export async function startChild(
-  env: Env,
-  nodeArgs: string[] = [],
-): Promise<ChildService & { port: number; baseUrl: string; wsUrl: string }> {
+export type RunningService = ChildService & { port: number; baseUrl: string; wsUrl: string };
+
+export async function startChild(env: Env = {}, nodeArgs: string[] = []): Promise<RunningService> {
   const running = spawnService({ PORT: '0', ...env }, nodeArgs);
-  const listening = await running.waitForLog((l) => l.message === 'ws-service listening');
+  const listening = await running.waitForLog((l) => l.message === 'ws-service listening').catch((err: unknown) => {
+    // A child that never says it listens (crashed, or logging above info) must not outlive the test.
+    running.child.kill('SIGKILL');
+    throw err;
+  });
   const port = listening.port as number;
   return { ...running, port, baseUrl: `http://127.0.0.1:${port}`, wsUrl: `ws://127.0.0.1:${port}/ws` };
 }

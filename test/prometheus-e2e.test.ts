@@ -1,0 +1,239 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { Client, eventually, killChildren, startChild, withTimeout, type RunningService } from './helpers.js';
+import { freePort, readRepoFile, repoPath } from './stack-helpers.js';
+
+// Debian's real Prometheus, run with the project's own otel/prometheus.yml and rules, rewritten
+// only where it must be: targets on loopback and 1 s intervals instead of 15 s. The ws-service
+// job scrapes a real main.js; the otel-collector job scrapes a stand-in serving what the
+// collector's Prometheus exporter serves under otel/collector.yaml (no collector binary exists
+// on these machines): the service's pushed series labelled job/instance from service.name and
+// service.instance.id, unsuffixed names, and a finished process's shutdown_duration.
+
+const N_CONNECTIONS = 3;
+const M_MESSAGES = 7;
+/** The service.instance.id of a process that has already shut down and pushed its last export. */
+const GONE_INSTANCE = '3f9d2c4e-8a41-4c55-9e0b-6d2a7f1c0b93';
+
+/** The collector exporter's page for the pushes it holds (otel/collector.yaml's settings). */
+function collectorExposition(): string {
+  const labels = `instance="${GONE_INSTANCE}",job="ws-service"`;
+  const buckets = [0.1, 0.25, 0.5, 1, 2.5, 5, 7.5, 10, 15, 20, 30, 60, 120]
+    .map((le) => `shutdown_duration_bucket{${labels},le="${le}"} ${le >= 15 ? 1 : 0}`)
+    .join('\n');
+  return [
+    '# HELP active_connections Number of live WebSocket connections',
+    '# TYPE active_connections gauge',
+    `active_connections{${labels}} 41`,
+    '# HELP total_messages Total messages received across all connections',
+    '# TYPE total_messages counter',
+    `total_messages{${labels}} 1234`,
+    '# HELP shutdown_duration Time taken during graceful shutdown',
+    '# TYPE shutdown_duration histogram',
+    buckets,
+    `shutdown_duration_bucket{${labels},le="+Inf"} 1`,
+    `shutdown_duration_sum{${labels}} 10.62`,
+    `shutdown_duration_count{${labels}} 1`,
+    '# HELP target_info Target metadata',
+    '# TYPE target_info gauge',
+    `target_info{${labels},service_version="0.1.0"} 1`,
+    '',
+  ].join('\n');
+}
+
+/** Replaces `from` with `to`, insisting it occurs exactly once, so config drift fails loudly. */
+function replaceOnce(text: string, from: string, to: string): string {
+  const parts = text.split(from);
+  assert.equal(parts.length, 2, `expected ${JSON.stringify(from)} exactly once in otel/prometheus.yml`);
+  return parts.join(to);
+}
+
+interface Sample {
+  metric: Record<string, string>;
+  value: [number, string];
+}
+interface Alert {
+  labels: Record<string, string>;
+  state: 'pending' | 'firing';
+}
+
+let svc: RunningService;
+let collector: Server;
+let prometheus: ChildProcess;
+let prometheusLog = '';
+let api: string;
+let dir: string;
+let serviceInstance: string;
+
+async function query(expr: string): Promise<Sample[]> {
+  const res = await fetch(`${api}/api/v1/query?query=${encodeURIComponent(expr)}`);
+  const body = (await res.json()) as { status: string; data: { result: Sample[] }; error?: string };
+  assert.equal(body.status, 'success', `${expr}: ${body.error}`);
+  return body.data.result;
+}
+
+async function activeAlerts(): Promise<Alert[]> {
+  const body = (await (await fetch(`${api}/api/v1/alerts`)).json()) as { data: { alerts: Alert[] } };
+  return body.data.alerts;
+}
+
+function seedAlert(alerts: Alert[]): Alert | undefined {
+  return alerts.find((a) => a.labels.alertname === 'NoActiveConnections' && a.labels.instance === serviceInstance);
+}
+
+/** The one series a query returns, as [labels, value]; undefined until there is exactly one with that value. */
+async function single(expr: string, value: number): Promise<Sample | undefined> {
+  const result = await query(expr);
+  return result.length === 1 && Number(result[0].value[1]) === value ? result[0] : undefined;
+}
+
+before(async () => {
+  svc = await startChild({ SHUTDOWN_DRAIN_DELAY_MS: '0', SHUTDOWN_TIMEOUT_MS: '2000' });
+  serviceInstance = `127.0.0.1:${svc.port}`;
+
+  collector = createServer((req, res) => {
+    if (req.url !== '/metrics') return void res.writeHead(404).end();
+    res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' }).end(collectorExposition());
+  });
+  await new Promise<void>((resolve) => collector.listen(0, '127.0.0.1', resolve));
+  const collectorPort = (collector.address() as { port: number }).port;
+
+  let config = readRepoFile('otel/prometheus.yml');
+  config = replaceOnce(config, "targets: ['ws-service:8080']", `targets: ['${serviceInstance}']`);
+  config = replaceOnce(config, "targets: ['otel-collector:8889']", `targets: ['127.0.0.1:${collectorPort}']`);
+  config = replaceOnce(config, 'scrape_interval: 15s', 'scrape_interval: 1s');
+  config = replaceOnce(config, 'scrape_timeout: 10s', 'scrape_timeout: 1s');
+  config = replaceOnce(config, 'evaluation_interval: 15s', 'evaluation_interval: 1s');
+  dir = mkdtempSync(join(tmpdir(), 'ws-service-prometheus-'));
+  writeFileSync(join(dir, 'prometheus.yml'), config);
+  // rule_files are relative to the config file: the project's own rules, unchanged.
+  symlinkSync(repoPath('otel/rules'), join(dir, 'rules'));
+
+  const port = await freePort();
+  api = `http://127.0.0.1:${port}`;
+  prometheus = spawn(
+    'prometheus',
+    [
+      `--config.file=${join(dir, 'prometheus.yml')}`,
+      `--storage.tsdb.path=${join(dir, 'data')}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  prometheus.stdout!.setEncoding('utf8').on('data', (c: string) => (prometheusLog += c));
+  prometheus.stderr!.setEncoding('utf8').on('data', (c: string) => (prometheusLog += c));
+  const spawnFailed = new Promise<never>((_, reject) => {
+    prometheus.once('error', (err: NodeJS.ErrnoException) =>
+      reject(err.code === 'ENOENT' ? new Error("prometheus not found on PATH: install Debian's prometheus package (.ci/run does)") : err),
+    );
+    prometheus.once('exit', (code) => reject(new Error(`prometheus exited with ${code}:\n${prometheusLog}`)));
+  });
+  spawnFailed.catch(() => {});
+  // Startup on a busy two-core machine can take seconds: poll readiness under a deadline.
+  await Promise.race([
+    spawnFailed,
+    eventually(
+      async () => {
+        try {
+          return (await fetch(`${api}/-/ready`)).status === 200 ? true : undefined;
+        } catch {
+          return undefined;
+        }
+      },
+      60_000,
+      'prometheus /-/ready',
+    ),
+  ]);
+});
+
+after(async () => {
+  if (prometheus?.exitCode === null && prometheus.signalCode === null) {
+    const exited = once(prometheus, 'exit');
+    prometheus.kill('SIGTERM');
+    try {
+      await withTimeout(exited, 10_000, 'prometheus to exit');
+    } catch {
+      prometheus.kill('SIGKILL');
+      await exited;
+    }
+  }
+  collector?.close();
+  await killChildren();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('real Prometheus with otel/prometheus.yml and the alert rules', () => {
+  test('loads every rule and scrapes both jobs; every rule evaluates without error', async () => {
+    await eventually(async () => {
+      const up = await query('up');
+      const byJob = Object.fromEntries(up.map((s) => [s.metric.job, Number(s.value[1])]));
+      return byJob['ws-service'] === 1 && byJob['otel-collector'] === 1 ? true : undefined;
+    }, 30_000, 'up == 1 for ws-service and otel-collector');
+
+    const rules = await eventually(async () => {
+      const body = (await (await fetch(`${api}/api/v1/rules`)).json()) as {
+        data: { groups: { name: string; rules: { name: string; health: string; lastError?: string }[] }[] };
+      };
+      const all = body.data.groups.flatMap((g) => g.rules);
+      return all.length > 0 && all.every((r) => r.health !== 'unknown') ? all : undefined;
+    }, 30_000, 'every rule evaluated once');
+    assert.equal(rules.length, 7);
+    for (const rule of rules) assert.equal(rule.health, 'ok', `${rule.name}: ${rule.lastError}`);
+  });
+
+  test('with no connections the seed alert NoActiveConnections is pending', async () => {
+    const alert = await eventually(async () => seedAlert(await activeAlerts()), 30_000, 'NoActiveConnections pending');
+    assert.equal(alert.state, 'pending');
+  });
+
+  test(`after ${N_CONNECTIONS} connections and ${M_MESSAGES} messages the API returns exactly those numbers; the alert clears`, async () => {
+    const clients = await Promise.all(Array.from({ length: N_CONNECTIONS }, () => Client.connect(svc.wsUrl)));
+    try {
+      for (let i = 0; i < M_MESSAGES; i++) {
+        const client = clients[i % N_CONNECTIONS];
+        const reply = await client.request(i % 2 ? { type: 'echo', id: i, data: i } : { type: 'ping', id: i });
+        assert.equal(reply.id, i);
+      }
+
+      const connections = await eventually(() => single('active_connections', N_CONNECTIONS), 20_000, `active_connections == ${N_CONNECTIONS}`);
+      assert.deepEqual(connections.metric, { __name__: 'active_connections', job: 'ws-service', instance: serviceInstance });
+      const messages = await eventually(() => single('total_messages_total', M_MESSAGES), 20_000, `total_messages_total == ${M_MESSAGES}`);
+      assert.deepEqual(messages.metric, { __name__: 'total_messages_total', job: 'ws-service', instance: serviceInstance });
+
+      await eventually(async () => (seedAlert(await activeAlerts()) === undefined ? true : undefined), 20_000, 'NoActiveConnections inactive');
+    } finally {
+      await Promise.all(clients.map((c) => c.close()));
+    }
+
+    await eventually(() => single('active_connections', 0), 20_000, 'active_connections == 0 after the closes');
+    const alert = await eventually(async () => seedAlert(await activeAlerts()), 20_000, 'NoActiveConnections pending again');
+    assert.equal(alert.state, 'pending', 'pending, not firing: the rule waits 1m');
+    assert.equal(Number((await query('total_messages_total'))[0].value[1]), M_MESSAGES);
+  });
+
+  test("from the collector only shutdown_duration (and target_info) is kept, one series per process; the forced-shutdown alert fires", async () => {
+    const count = await eventually(() => single('shutdown_duration_count', 1), 20_000, 'shutdown_duration_count');
+    assert.deepEqual(count.metric, { __name__: 'shutdown_duration_count', job: 'ws-service', instance: GONE_INSTANCE });
+    assert.equal((await query('shutdown_duration_bucket')).length, 14);
+    assert.equal((await query(`target_info{instance="${GONE_INSTANCE}"}`)).length, 1);
+    // What the direct scrape already has is dropped from the collector job: no double counting.
+    assert.deepEqual(await query(`active_connections{instance="${GONE_INSTANCE}"}`), []);
+    assert.deepEqual(await query('total_messages'), []);
+    assert.equal((await query('active_connections')).length, 1);
+
+    const forced = await eventually(
+      async () => (await activeAlerts()).find((a) => a.labels.alertname === 'WsServiceShutdownForced' && a.state === 'firing'),
+      20_000,
+      'WsServiceShutdownForced firing',
+    );
+    assert.equal(forced.labels.instance, GONE_INSTANCE);
+    assert.equal(forced.labels.severity, 'critical');
+    assert.equal((await activeAlerts()).find((a) => a.labels.alertname === 'WsServiceShutdownSlow'), undefined);
+  });
+});

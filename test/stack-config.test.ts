@@ -1,0 +1,363 @@
+import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
+import { builtinModules } from 'node:module';
+import { after, before, describe, test } from 'node:test';
+import { parse } from 'yaml';
+import { killChildren, startChild, type RunningService } from './helpers.js';
+import { durationMs, freePort, readRepoFile, readYaml, repoPath, run } from './stack-helpers.js';
+
+// What an operator deploys beside the service, checked with the real tools: promtool on the
+// Prometheus config and rules, docker-compose on the compose file, and the facts that tie the
+// files together (service names, ports, grace period, the healthcheck).
+
+interface Rule {
+  alert?: string;
+  record?: string;
+  expr: string;
+  for?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+interface RuleFile {
+  groups: { name: string; rules: Rule[] }[];
+}
+interface RuleTestFile {
+  rule_files: string[];
+  tests: { alert_rule_test?: { alertname: string; exp_alerts: unknown[] }[] }[];
+}
+interface ScrapeConfig {
+  job_name: string;
+  honor_labels?: boolean;
+  static_configs: { targets: string[] }[];
+  metric_relabel_configs?: { source_labels: string[]; regex: string; action: string }[];
+}
+interface PrometheusConfig {
+  rule_files: string[];
+  scrape_configs: ScrapeConfig[];
+}
+interface ComposeService {
+  build?: { context: string; dockerfile?: string };
+  image?: string;
+  environment?: Record<string, string>;
+  ports?: { published: number | string; target: number }[];
+  volumes?: string[];
+  command?: string[];
+  healthcheck?: { test: string[] };
+  stop_grace_period?: string;
+  stop_signal?: string;
+  depends_on?: Record<string, unknown>;
+}
+
+const RULES = 'otel/rules/ws-service.rules.yml';
+const RULE_TESTS = 'otel/rules/ws-service.rules.test.yml';
+
+/** The seed's alert rule (shared/seed/observability.md), verbatim. */
+const SEED_RULE = `
+- alert: NoActiveConnections
+  expr: active_connections == 0
+  for: 1m
+  labels:
+    severity: warning
+  annotations:
+    summary: "No active WebSocket connections for 1 minute"
+`;
+
+function alerts(): Rule[] {
+  return readYaml<RuleFile>(RULES).groups.flatMap((g) => g.rules);
+}
+
+describe('Prometheus config and alert rules', () => {
+  test('promtool check config accepts otel/prometheus.yml and the rule files it loads', async () => {
+    const { code, stdout, stderr } = await run('promtool', ['check', 'config', 'otel/prometheus.yml']);
+    assert.equal(code, 0, stdout + stderr);
+    assert.match(stdout, /SUCCESS: 1 rule files found/);
+    assert.match(stdout, /SUCCESS: 7 rules found/);
+  });
+
+  test('promtool check rules accepts every rule file', async () => {
+    const files = readdirSync(repoPath('otel/rules')).filter((f) => f.endsWith('.rules.yml')).map((f) => `otel/rules/${f}`);
+    assert.deepEqual(files, [RULES]);
+    const { code, stdout, stderr } = await run('promtool', ['check', 'rules', ...files]);
+    assert.equal(code, 0, stdout + stderr);
+  });
+
+  test('promtool test rules passes, and shows every alert both firing and not firing', async () => {
+    const { code, stdout, stderr } = await run('promtool', ['test', 'rules', RULE_TESTS]);
+    assert.equal(code, 0, stdout + stderr);
+    assert.match(stdout, /SUCCESS/);
+
+    const cases = readYaml<RuleTestFile>(RULE_TESTS).tests.flatMap((t) => t.alert_rule_test ?? []);
+    for (const rule of alerts()) {
+      const mine = cases.filter((c) => c.alertname === rule.alert);
+      assert.ok(mine.some((c) => c.exp_alerts.length > 0), `${rule.alert}: no test shows it firing`);
+      assert.ok(mine.some((c) => c.exp_alerts.length === 0), `${rule.alert}: no test shows it not firing`);
+    }
+  });
+
+  test("the seed's NoActiveConnections rule is there as the seed writes it; every rule has a summary and a runbook", () => {
+    const [seed] = parse(SEED_RULE) as Rule[];
+    const ours = alerts().find((r) => r.alert === 'NoActiveConnections');
+    assert.ok(ours, 'NoActiveConnections is missing');
+    assert.equal(ours.expr, seed.expr);
+    assert.equal(ours.for, seed.for);
+    assert.deepEqual(ours.labels, seed.labels);
+    assert.equal(ours.annotations?.summary, seed.annotations?.summary);
+    assert.deepEqual(Object.keys(ours.annotations ?? {}).sort(), ['runbook', 'summary'], 'only a runbook added to the seed');
+
+    const names = alerts().map((r) => r.alert);
+    assert.deepEqual(names, [
+      'NoActiveConnections',
+      'WsServiceErrorRate',
+      'WsServiceDown',
+      'OtelCollectorDown',
+      'WsServiceShutdownSlow',
+      'WsServiceShutdownForced',
+      'WsServiceConnectionsNearLimit',
+    ]);
+    for (const rule of alerts()) {
+      assert.ok((rule.annotations?.summary ?? '').length > 0, `${rule.alert}: no summary`);
+      assert.ok((rule.annotations?.runbook ?? '').length > 20, `${rule.alert}: no runbook`);
+      assert.match(rule.labels?.severity ?? '', /^(warning|critical)$/, `${rule.alert}: severity`);
+    }
+  });
+
+  test('the rules query the names as they land: error_count_total, shutdown_duration_*, max_connections', () => {
+    const expr = (name: string): string => alerts().find((r) => r.alert === name)!.expr;
+    assert.match(expr('WsServiceErrorRate'), /\berror_count_total\{job="ws-service"\}/);
+    assert.match(expr('WsServiceDown'), /^up\{job="ws-service"\} == 0$/);
+    assert.match(expr('WsServiceShutdownSlow'), /shutdown_duration_sum\{job="ws-service"\} \/ shutdown_duration_count/);
+    assert.match(expr('WsServiceShutdownForced'), /shutdown_duration_sum\{job="ws-service"\} \/ shutdown_duration_count/);
+    assert.equal(expr('WsServiceConnectionsNearLimit'), 'active_connections / (max_connections > 0) > 0.9');
+  });
+
+  test("otel/prometheus.yml: the seed's job on port 8080, the collector second, only shutdown_duration kept from it", () => {
+    const config = readYaml<PrometheusConfig>('otel/prometheus.yml');
+    assert.deepEqual(config.rule_files, ['rules/*.rules.yml']);
+    const [service, collector] = config.scrape_configs;
+    assert.equal(service.job_name, 'ws-service');
+    assert.deepEqual(service.static_configs, [{ targets: ['ws-service:8080'] }]);
+    assert.equal(service.metric_relabel_configs, undefined, 'the direct scrape keeps everything');
+    assert.equal(collector.job_name, 'otel-collector');
+    assert.equal(collector.honor_labels, true, "job/instance come from the pushing process's resource");
+    assert.deepEqual(collector.static_configs, [{ targets: ['otel-collector:8889'] }]);
+    assert.deepEqual(collector.metric_relabel_configs, [
+      { source_labels: ['__name__'], regex: 'shutdown_duration_(bucket|sum|count)|target_info', action: 'keep' },
+    ]);
+    // The seed's job, textually: the quoted job name and the 8080 target.
+    assert.match(readRepoFile('otel/prometheus.yml'), /- job_name: 'ws-service'\n {4}static_configs:\n {6}- targets: \['ws-service:8080'\]/);
+  });
+});
+
+describe('collector config', () => {
+  interface Pipeline {
+    receivers: string[];
+    processors: string[];
+    exporters: string[];
+  }
+  interface CollectorConfig {
+    receivers: { otlp: { protocols: { grpc: { endpoint: string }; http: { endpoint: string } } } };
+    processors: Record<string, unknown>;
+    exporters: Record<string, Record<string, unknown>>;
+    service: { pipelines: Record<string, Pipeline> };
+  }
+  const config = readYaml<CollectorConfig>('otel/collector.yaml');
+
+  test('opens with a comment saying what it is for', () => {
+    assert.match(readRepoFile('otel/collector.yaml'), /^# OpenTelemetry Collector for ws-service/);
+    assert.match(readRepoFile('otel/prometheus.yml'), /^# Prometheus for ws-service/);
+    assert.match(readRepoFile(RULES), /^# Alert rules for ws-service/);
+  });
+
+  test('OTLP in on 4317/4318 on all interfaces; memory_limiter first, then batch, in every pipeline', () => {
+    assert.equal(config.receivers.otlp.protocols.grpc.endpoint, '0.0.0.0:4317');
+    assert.equal(config.receivers.otlp.protocols.http.endpoint, '0.0.0.0:4318');
+    assert.deepEqual(Object.keys(config.service.pipelines).sort(), ['logs', 'metrics', 'traces']);
+    for (const [name, pipeline] of Object.entries(config.service.pipelines)) {
+      assert.deepEqual(pipeline.receivers, ['otlp'], name);
+      assert.deepEqual(pipeline.processors, ['memory_limiter', 'batch'], name);
+    }
+  });
+
+  test('traces to Jaeger over OTLP, metrics to a Prometheus endpoint under the seed names, logs to debug', () => {
+    const { pipelines } = config.service;
+    assert.deepEqual(pipelines.traces.exporters, ['otlp_grpc/jaeger']);
+    assert.deepEqual(config.exporters['otlp_grpc/jaeger'], { endpoint: 'jaeger:4317', tls: { insecure: true } });
+    assert.deepEqual(pipelines.metrics.exporters, ['prometheus']);
+    const prometheus = config.exporters.prometheus;
+    assert.equal(prometheus.endpoint, '0.0.0.0:8889');
+    // No unit suffix: shutdown_duration lands as shutdown_duration_bucket, which the rules query.
+    assert.equal(prometheus.translation_strategy, 'UnderscoreEscapingWithoutSuffixes');
+    assert.equal(prometheus.resource_to_telemetry_conversion, undefined, 'job/instance mapping, not every resource attribute as a label');
+    assert.deepEqual(pipelines.logs.exporters, ['debug']);
+  });
+});
+
+/** The Dockerfile's instructions by stage, continuation lines joined. */
+function dockerfileStages(): { from: string; instructions: string[] }[] {
+  const lines = readRepoFile('Dockerfile')
+    .replace(/\\\n\s*/g, '')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'));
+  const stages: { from: string; instructions: string[] }[] = [];
+  for (const line of lines) {
+    if (line.startsWith('FROM ')) stages.push({ from: line, instructions: [] });
+    else stages.at(-1)!.instructions.push(line);
+  }
+  return stages;
+}
+
+function healthcheckCommand(): string[] {
+  const runtime = dockerfileStages().at(-1)!;
+  const line = runtime.instructions.find((i) => i.startsWith('HEALTHCHECK '));
+  assert.ok(line, 'runtime stage has a HEALTHCHECK');
+  const json = /\bCMD (\[.*\])$/.exec(line)?.[1];
+  assert.ok(json, 'HEALTHCHECK uses the exec form');
+  return JSON.parse(json) as string[];
+}
+
+describe('Dockerfile', () => {
+  test('multi-stage: build with dev dependencies, node:24-slim runtime with production ones only, non-root', () => {
+    const stages = dockerfileStages();
+    assert.equal(stages.length, 2);
+    const [build, runtime] = stages;
+    assert.match(build.from, /^FROM node:24-slim AS build$/);
+    assert.ok(build.instructions.includes('RUN npm ci --no-audit --no-fund'));
+    assert.ok(build.instructions.some((i) => /^RUN npx tsc -p tsconfig\.json$/.test(i)));
+    assert.match(runtime.from, /^FROM node:24-slim\b/);
+    assert.ok(runtime.instructions.some((i) => /^RUN npm ci --omit=dev\b/.test(i)));
+    assert.ok(runtime.instructions.includes('COPY --from=build /app/dist/src ./dist/src'));
+    // main.js reads the version from ../../package.json, i.e. /app/package.json.
+    assert.ok(runtime.instructions.includes('COPY package.json package-lock.json ./'));
+    const user = runtime.instructions.filter((i) => i.startsWith('USER ')).at(-1);
+    assert.ok(user && !/^USER (root|0)(:|$)/.test(user), `runs as a non-root user (${user})`);
+    assert.ok(runtime.instructions.includes('EXPOSE 8080'));
+    assert.ok(runtime.instructions.includes('STOPSIGNAL SIGTERM'));
+    assert.equal(runtime.instructions.at(-1), 'CMD ["node", "dist/src/main.js"]');
+  });
+
+  test('.dockerignore lets only the build inputs into the context', () => {
+    const entries = readRepoFile('.dockerignore').split('\n').filter((l) => l !== '' && !l.startsWith('#'));
+    assert.deepEqual(entries, ['*', '!package.json', '!package-lock.json', '!tsconfig.json', '!src/']);
+  });
+
+  test('what dist/src imports is all in production dependencies (the runtime stage has no others)', () => {
+    const pkg = JSON.parse(readRepoFile('package.json')) as { dependencies: Record<string, string> };
+    const builtins = new Set(builtinModules);
+    const imported = new Set<string>();
+    const dir = 'dist/src';
+    const files = readdirSync(repoPath(dir), { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.js'));
+    assert.ok(files.includes('main.js') && files.includes('smoke.js'));
+    for (const file of files) {
+      for (const match of readRepoFile(`${dir}/${file}`).matchAll(/(?:^|\s)(?:import|export)\b[^'"]*?from\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/gm)) {
+        const specifier = match[1] ?? match[2];
+        if (specifier.startsWith('.') || specifier.startsWith('node:') || builtins.has(specifier)) continue;
+        const name = specifier.startsWith('@') ? specifier.split('/').slice(0, 2).join('/') : specifier.split('/')[0];
+        imported.add(name);
+      }
+    }
+    assert.ok(imported.has('ws') && imported.has('pino'), 'the scan sees the imports');
+    const missing = [...imported].filter((name) => !(name in pkg.dependencies));
+    assert.deepEqual(missing, [], 'imported by dist/src but not a production dependency');
+  });
+
+  describe('HEALTHCHECK run as the container would', () => {
+    let svc: RunningService;
+    before(async () => {
+      svc = await startChild();
+    });
+    after(killChildren);
+
+    test('exits 0 against a live service on $PORT and 1 when nothing answers', async () => {
+      const [command, ...args] = healthcheckCommand();
+      assert.equal(command, 'node', 'node itself: the slim image has no curl');
+      assert.match(args.join(' '), /\/healthz/);
+      const live = await run(process.execPath, args, { env: { ...process.env, PORT: String(svc.port) }, timeoutMs: 10_000 });
+      assert.equal(live.code, 0, live.stderr);
+      const dead = await run(process.execPath, args, { env: { ...process.env, PORT: String(await freePort()) }, timeoutMs: 10_000 });
+      assert.equal(dead.code, 1, dead.stderr);
+    });
+  });
+});
+
+describe('docker-compose.yml', () => {
+  let services: Record<string, ComposeService>;
+  before(async () => {
+    const checked = await run('docker-compose', ['-f', 'docker-compose.yml', 'config', '-q']);
+    assert.equal(checked.code, 0, `docker-compose config -q: ${checked.stderr}`);
+    assert.equal(checked.stderr.trim(), '', 'no warnings');
+    const resolved = await run('docker-compose', ['-f', 'docker-compose.yml', 'config']);
+    assert.equal(resolved.code, 0, resolved.stderr);
+    services = (parse(resolved.stdout) as { services: Record<string, ComposeService> }).services;
+  });
+
+  test('docker-compose config -q accepts the file; the four services are there', () => {
+    assert.deepEqual(Object.keys(services).sort(), ['jaeger', 'otel-collector', 'prometheus', 'ws-service']);
+  });
+
+  test('ws-service: built from the Dockerfile, OTLP to the collector by name, SIGTERM, grace period above drain + timeout', () => {
+    const svc = services['ws-service'];
+    assert.ok(svc.build, 'built from the Dockerfile');
+    assert.equal(svc.build.dockerfile ?? 'Dockerfile', 'Dockerfile');
+    const env = svc.environment ?? {};
+    assert.equal(env.OTEL_EXPORTER_OTLP_ENDPOINT, 'http://otel-collector:4318');
+    assert.equal(env.OTEL_SERVICE_NAME, 'ws-service');
+    const drain = Number(env.SHUTDOWN_DRAIN_DELAY_MS);
+    const timeout = Number(env.SHUTDOWN_TIMEOUT_MS);
+    assert.ok(drain > 0 && timeout > 0, 'drain delay and timeout set explicitly');
+    assert.equal(svc.stop_signal, 'SIGTERM');
+    assert.ok(svc.stop_grace_period, 'stop_grace_period set');
+    const grace = durationMs(svc.stop_grace_period);
+    assert.ok(grace > drain + timeout, `stop_grace_period ${grace} ms must exceed drain ${drain} + timeout ${timeout} ms`);
+    assert.ok(svc.ports?.some((p) => Number(p.published) === 8080 && p.target === 8080));
+  });
+
+  test("ws-service's healthcheck is the Dockerfile's: node fetching /healthz", () => {
+    const test = services['ws-service'].healthcheck?.test;
+    assert.ok(test, 'healthcheck present');
+    assert.deepEqual(test, ['CMD', ...healthcheckCommand()]);
+  });
+
+  test('the collector mounts otel/collector.yaml where its command reads it, and reaches jaeger by name', () => {
+    const collector = services['otel-collector'];
+    assert.match(collector.image ?? '', /^otel\/opentelemetry-collector-contrib:\d+\.\d+\.\d+$/);
+    const mount = collector.volumes?.find((v) => v.includes('/otel/collector.yaml:'));
+    assert.ok(mount, 'otel/collector.yaml mounted');
+    const inside = mount.split(':')[1];
+    assert.ok(collector.command?.includes(`--config=${inside}`), `--config=${inside}`);
+    const config = readYaml<{ exporters: Record<string, { endpoint?: string }> }>('otel/collector.yaml');
+    const [jaegerHost, jaegerPort] = config.exporters['otlp_grpc/jaeger'].endpoint!.split(':');
+    assert.ok(jaegerHost in services, `collector exports to ${jaegerHost}, a compose service`);
+    assert.equal(jaegerPort, '4317');
+  });
+
+  test('jaeger: UI published on 16686', () => {
+    const jaeger = services.jaeger;
+    assert.match(jaeger.image ?? '', /^jaegertracing\/(jaeger|all-in-one):\d+\.\d+\.\d+$/);
+    assert.ok(jaeger.ports?.some((p) => Number(p.published) === 16686 && p.target === 16686));
+  });
+
+  test('prometheus: our config and rules mounted where it loads them, UI on 9090, targets are compose services', () => {
+    const prom = services.prometheus;
+    assert.match(prom.image ?? '', /^prom\/prometheus:v\d+\.\d+\.\d+$/);
+    assert.ok(prom.ports?.some((p) => Number(p.published) === 9090 && p.target === 9090));
+    const configFlag = prom.command?.find((c) => c.startsWith('--config.file='));
+    assert.ok(configFlag, '--config.file given');
+    const configInside = configFlag.slice('--config.file='.length);
+    const volumes = prom.volumes ?? [];
+    assert.ok(volumes.some((v) => v.endsWith(`/otel/prometheus.yml:${configInside}:ro`)), 'otel/prometheus.yml mounted as the config');
+    const configDir = configInside.slice(0, configInside.lastIndexOf('/'));
+    assert.ok(volumes.some((v) => v.endsWith(`/otel/rules:${configDir}/rules:ro`)), 'otel/rules mounted beside it (rule_files: rules/*.rules.yml)');
+
+    const config = readYaml<PrometheusConfig>('otel/prometheus.yml');
+    const collectorConfig = readYaml<{ exporters: { prometheus: { endpoint: string } } }>('otel/collector.yaml');
+    for (const job of config.scrape_configs) {
+      for (const target of job.static_configs.flatMap((s) => s.targets)) {
+        const [host, port] = target.split(':');
+        assert.ok(host in services, `${job.job_name} scrapes ${host}, a compose service`);
+        if (host === 'ws-service') assert.equal(port, '8080');
+        if (host === 'otel-collector') assert.equal(port, collectorConfig.exporters.prometheus.endpoint.split(':')[1]);
+      }
+    }
+  });
+});
