@@ -59,7 +59,7 @@ export interface Config {
   readonly shutdownTimeoutMs: number;
   /** Largest accepted message; a larger frame closes the connection with 1009. @default 1048576 */
   readonly maxMessageBytes: number;
-  /** Connections drained over this window in waves, not all at once. @default shutdownTimeoutMs / 4 */
+  /** Connections drained over this window in waves, not all at once. @default shutdownTimeoutMs / 10 */
   readonly shutdownCloseWindowMs: number;
   readonly limits: LimitsConfig;
   readonly http: HttpConfig;
@@ -272,7 +272,9 @@ export const CLOSE_WINDOW_MAX_SHARE = 0.4;
 
 function shutdownCloseWindow(env: Env, shutdownTimeoutMs: number): number {
   const max = Math.floor(shutdownTimeoutMs * CLOSE_WINDOW_MAX_SHARE);
-  const value = integer(env, 'SHUTDOWN_CLOSE_WINDOW_MS', Math.floor(shutdownTimeoutMs / 4), 0, 600_000);
+  // A tenth by default: a clean shutdown then stays well inside the drain delay plus half the
+  // timeout that the shutdown alerts are set around (otel/rules).
+  const value = integer(env, 'SHUTDOWN_CLOSE_WINDOW_MS', Math.floor(shutdownTimeoutMs / 10), 0, 600_000);
   if (value > max) {
     throw new ConfigError('SHUTDOWN_CLOSE_WINDOW_MS', `an integer from 0 to 40% of SHUTDOWN_TIMEOUT_MS (${max})`, String(value));
   }

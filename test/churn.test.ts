@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { Client, eventually, sampleValue, scrape, startChild, withTimeout, type ChildService } from './helpers.js';
+import { Client, eventually, killChildren, sampleValue, scrape, startChild, withTimeout, type ChildService } from './helpers.js';
 
 // Thousands of connections opened and dropped abruptly, in waves, against main.js in a child
 // process (so its heap is the service's alone): active_connections returns exactly to the true
@@ -14,6 +14,8 @@ const WAVES = 4;
 const KEEPERS = 5;
 /** Generous: a leak of 1 kB per connection over the 2000 measured would exceed it. */
 const HEAP_GROWTH_BOUND = 2 * 1024 * 1024;
+
+after(killChildren);
 
 async function measureHeap(svc: ChildService): Promise<number> {
   const taken = svc.lines.filter((l) => l.message === 'heap measured').length;

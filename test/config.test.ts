@@ -66,7 +66,7 @@ test('the process refuses to start on invalid configuration: one line on stderr,
 test('limits: documented defaults; 0 turns the rate limit and the heartbeat off', () => {
   const config = loadConfig({});
   assert.equal(config.maxMessageBytes, 1_048_576);
-  assert.equal(config.shutdownCloseWindowMs, 2500, 'a quarter of SHUTDOWN_TIMEOUT_MS');
+  assert.equal(config.shutdownCloseWindowMs, 1000, 'a tenth of SHUTDOWN_TIMEOUT_MS');
   assert.deepEqual(config.limits, {
     maxConnections: 10_000,
     maxBufferedBytes: 4_194_304,
@@ -79,7 +79,7 @@ test('limits: documented defaults; 0 turns the rate limit and the heartbeat off'
   const off = loadConfig({ RATE_LIMIT_MESSAGES_PER_SEC: '0', HEARTBEAT_INTERVAL_MS: '0' });
   assert.equal(off.limits.rateLimit, undefined);
   assert.equal(off.limits.heartbeatIntervalMs, 0);
-  assert.equal(loadConfig({ SHUTDOWN_TIMEOUT_MS: '2000' }).shutdownCloseWindowMs, 500);
+  assert.equal(loadConfig({ SHUTDOWN_TIMEOUT_MS: '2000' }).shutdownCloseWindowMs, 200);
   assert.equal(loadConfig({ MAX_MESSAGE_BYTES: '4194304' }).limits.maxBufferedBytes, 8_388_608, 'at least two of the largest replies');
   const admission = loadConfig({ ALLOWED_ORIGINS: 'https://App.Example.com, http://localhost:3000/', AUTH_TOKEN: 'abcdefghijklmnop' }).admission;
   assert.deepEqual(admission.allowedOrigins, ['https://app.example.com', 'http://localhost:3000']);

@@ -1,14 +1,15 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { afterEach, test } from 'node:test';
+import { after, afterEach, test } from 'node:test';
 import WebSocket from 'ws';
 import { createRegistry, defaultHandlers } from '../src/handlers/index.js';
-import { Client, eventually, startChild, startHarness, withTimeout, type Harness, type LogLine } from './helpers.js';
+import { Client, eventually, killChildren, startChild, startHarness, withTimeout, type Harness, type LogLine } from './helpers.js';
 
 // The drain: closes spread over SHUTDOWN_CLOSE_WINDOW_MS, and under continuous load every
 // message the server accepted before its close frame is answered.
 let harness: Harness | undefined;
 afterEach(() => harness?.stop());
+after(killChildren);
 
 function localPort(ws: WebSocket): number {
   return (ws as unknown as { _socket: { localPort: number } })._socket.localPort;

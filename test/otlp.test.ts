@@ -178,6 +178,8 @@ test('collector down: the service keeps serving, memory stays bounded, /readyz 2
     OTEL_METRIC_EXPORT_INTERVAL: '500',
     OTEL_METRIC_EXPORT_TIMEOUT: '400',
     SHUTDOWN_TIMEOUT_MS: String(TIMEOUT_MS),
+    // The load here is the point, not abuse: the per-connection rate limit would refuse it.
+    RATE_LIMIT_MESSAGES_PER_SEC: '0',
   });
   const readiness = await eventually(async () => {
     const res = await fetch(`${svc.baseUrl}/readyz`);
