@@ -1,13 +1,11 @@
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
 import { after, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { Client, eventually, killChildren, sampleValue, scrape, startChild, withTimeout, type ChildService } from './helpers.js';
+import { Client, eventually, HEAP_FIXTURE, killChildren, measureHeap, sampleValue, scrape, startChild, withTimeout } from './helpers.js';
 
 // Thousands of connections opened and dropped abruptly, in waves, against main.js in a child
 // process (so its heap is the service's alone): active_connections returns exactly to the true
 // count after every wave, and the heap returns near its baseline.
-const HEAP = fileURLToPath(new URL('./fixtures/heap.js', import.meta.url));
 const WAVE = 500;
 const WARM_UP_WAVES = 2;
 const WAVES = 4;
@@ -16,13 +14,6 @@ const KEEPERS = 5;
 const HEAP_GROWTH_BOUND = 2 * 1024 * 1024;
 
 after(killChildren);
-
-async function measureHeap(svc: ChildService): Promise<number> {
-  const taken = svc.lines.filter((l) => l.message === 'heap measured').length;
-  svc.child.kill('SIGUSR2');
-  const line = await eventually(() => svc.lines.filter((l) => l.message === 'heap measured')[taken], 10_000, 'a heap measurement');
-  return line.heap_used as number;
-}
 
 async function gaugeSettlesAt(baseUrl: string, expected: number): Promise<void> {
   await eventually(async () => {
@@ -57,7 +48,7 @@ async function wave(wsUrl: string, count: number): Promise<void> {
 }
 
 test('churn: thousands of abrupt drops in waves; the gauge returns exactly, the heap near its baseline', { timeout: 120_000 }, async () => {
-  const svc = await startChild({ SHUTDOWN_DRAIN_DELAY_MS: '0', LOG_LEVEL: 'info' }, ['--expose-gc', '--import', HEAP]);
+  const svc = await startChild({ SHUTDOWN_DRAIN_DELAY_MS: '0', LOG_LEVEL: 'info' }, ['--expose-gc', '--import', HEAP_FIXTURE]);
   try {
     const keepers = await Promise.all(Array.from({ length: KEEPERS }, () => Client.connect(svc.wsUrl)));
     // Waves first, so JIT code, pools and lazily built structures exist before the baseline.

@@ -287,3 +287,14 @@ export async function startChild(env: Env = {}, nodeArgs: string[] = []): Promis
   const port = listening.port as number;
   return { ...running, port, baseUrl: `http://127.0.0.1:${port}`, wsUrl: `ws://127.0.0.1:${port}/ws` };
 }
+
+/** Preload for main.js (with --expose-gc) that answers SIGUSR2 with a 'heap measured' line. */
+export const HEAP_FIXTURE = fileURLToPath(new URL('./fixtures/heap.js', import.meta.url));
+
+/** The child's heap in use after full garbage collection; it must run with HEAP_FIXTURE. */
+export async function measureHeap(svc: ChildService): Promise<number> {
+  const taken = svc.lines.filter((l) => l.message === 'heap measured').length;
+  svc.child.kill('SIGUSR2');
+  const line = await eventually(() => svc.lines.filter((l) => l.message === 'heap measured')[taken], 10_000, 'a heap measurement');
+  return line.heap_used as number;
+}

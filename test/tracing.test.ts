@@ -79,8 +79,8 @@ test('log lines: the seed shape, request_id = trace id of the work they belong t
   assert.equal(closed.close_code, 1000);
   assert.equal(typeof closed.duration_ms, 'number');
 
-  const spans = harness.spans.getFinishedSpans();
-  const messageSpan = spans.find((s) => s.spanContext().traceId === MESSAGE_TRACE)!;
+  // The span processor may export a beat after the log line (resource attributes settle async).
+  const messageSpan = await eventually(() => harness!.spans.getFinishedSpans().find((s) => s.spanContext().traceId === MESSAGE_TRACE));
   assert.equal(processed[1].span_id, messageSpan.spanContext().spanId);
 });
 
