@@ -76,29 +76,34 @@ export function createLogger(settings: LoggerSettings): ServiceLogger {
   }
 
   const transport = pino.transport({
-    targets: [
-      { target: 'pino/file', level: settings.level, options: { destination: 1 } },
-      {
-        target: 'pino-opentelemetry-transport',
-        level: settings.level,
-        options: {
-          loggerName: settings.serviceName,
-          serviceVersion: settings.serviceVersion,
-          // The transport's worker detects its own resource; these make it the same as the spans'.
-          resourceAttributes: {
-            'service.name': settings.serviceName,
-            'service.version': settings.serviceVersion,
-            'service.instance.id': settings.serviceInstanceId,
-          },
-          severityNumberMap: OTEL_SEVERITY_BY_LABEL,
-        },
+    target: 'pino-opentelemetry-transport',
+    options: {
+      loggerName: settings.serviceName,
+      serviceVersion: settings.serviceVersion,
+      // The transport's worker detects its own resource; these make it the same as the spans'.
+      resourceAttributes: {
+        'service.name': settings.serviceName,
+        'service.version': settings.serviceVersion,
+        'service.instance.id': settings.serviceInstanceId,
       },
-    ],
+      severityNumberMap: OTEL_SEVERITY_BY_LABEL,
+    },
   });
-  const logger = pino(options, transport);
+  // The fan-out to stdout and the transport happens here, not in the worker: pino's worker-side
+  // multistream routes each line by a numeric `level`, which our uppercase label replaces, so
+  // it would drop every line. Here pino hands the multistream the numeric level itself.
+  const stdout = pino.destination({ dest: 1, sync: true });
+  const logger = pino(
+    options,
+    pino.multistream([
+      { level: 'trace', stream: stdout },
+      { level: 'trace', stream: transport },
+    ]),
+  );
   return {
     logger,
     async close(budgetMs) {
+      stdout.flushSync();
       const closed = once(transport, 'close');
       transport.end();
       const outcome = await withDeadline(closed, budgetMs);
