@@ -66,6 +66,8 @@ export interface MessageResult {
   readonly generatorCpuSeconds: number;
   /** Open loop only: messages sent inside the window (equals rate × seconds unless the generator lagged). */
   readonly sent?: number;
+  /** Open loop only: so many requests went unanswered that sending stopped; the latencies say how bad. */
+  readonly overloaded?: boolean;
 }
 
 export interface ChurnResult {

@@ -13,12 +13,16 @@ export interface RunRecord {
   readonly round: number;
   readonly variant: VariantName;
   readonly seconds: number;
+  /** Cores other processes kept busy just before the run began (it waits for them, within a budget). */
+  readonly busyCoresAtStart: number;
   /** Every scenario, unless the run was limited with --only. */
   readonly scenarios: Partial<Scenarios>;
   /** Bytes of log lines the server wrote to stdout during its run. */
   readonly logBytes: number;
   /** What the OTLP sink received during the variant's run (D and E). */
   readonly sink?: SinkCounts;
+  /** total_messages_total from /metrics at the end of the run (variants with /metrics). */
+  readonly messagesHandled?: number;
 }
 
 interface MetricDef {
@@ -28,7 +32,7 @@ interface MetricDef {
   readonly unit: string;
   /** Significant decimals in the table. */
   readonly digits: number;
-  readonly get: (s: Partial<Scenarios>) => number | undefined;
+  readonly get: (r: RunRecord) => number | undefined;
 }
 
 const pct = (x: number | undefined) => (x === undefined ? undefined : x * 100);
@@ -36,12 +40,13 @@ const kib = (x: number | undefined) => (x === undefined ? undefined : x / 1024);
 
 function metricDefs(settings: Settings, latencyRate: number): MetricDef[] {
   const echo = (key: 'echo_64' | 'echo_1k', title: string): MetricDef[] => [
-    { key: `${key}.msgs_per_cpu_s`, section: title, label: 'msgs per server CPU-second', unit: '', digits: 0, get: (s) => s[key]?.msgsPerCpuSecond },
-    { key: `${key}.msgs_per_s`, section: title, label: 'msgs per second', unit: '', digits: 0, get: (s) => s[key]?.msgsPerSecond },
-    { key: `${key}.server_cpu`, section: title, label: 'server CPU use', unit: '%', digits: 0, get: (s) => pct(s[key]?.serverCpuUtilization) },
-    { key: `${key}.generator_cpu`, section: title, label: 'generator CPU use', unit: '%', digits: 0, get: (s) => pct(s[key]?.generatorCpuUtilization) },
-    { key: `${key}.p50_us`, section: title, label: 'latency p50', unit: 'µs', digits: 0, get: (s) => s[key]?.latencyUs.p50 },
-    { key: `${key}.p99_us`, section: title, label: 'latency p99', unit: 'µs', digits: 0, get: (s) => s[key]?.latencyUs.p99 },
+    { key: `${key}.msgs_per_cpu_s`, section: title, label: 'msgs per server CPU-second', unit: '', digits: 0, get: ({ scenarios: s }) => s[key]?.msgsPerCpuSecond },
+    { key: `${key}.msgs_per_s`, section: title, label: 'msgs per second', unit: '', digits: 0, get: ({ scenarios: s }) => s[key]?.msgsPerSecond },
+    { key: `${key}.server_cpu`, section: title, label: 'server CPU use', unit: '%', digits: 0, get: ({ scenarios: s }) => pct(s[key]?.serverCpuUtilization) },
+    { key: `${key}.generator_cpu`, section: title, label: 'generator CPU use', unit: '%', digits: 0, get: ({ scenarios: s }) => pct(s[key]?.generatorCpuUtilization) },
+    { key: `${key}.other_cpu`, section: title, label: "other processes' CPU", unit: '%', digits: 0, get: ({ scenarios: s }) => (s[key] === undefined ? undefined : (s[key].otherCpuSeconds / s[key].seconds) * 100) },
+    { key: `${key}.p50_us`, section: title, label: 'latency p50', unit: 'µs', digits: 0, get: ({ scenarios: s }) => s[key]?.latencyUs.p50 },
+    { key: `${key}.p99_us`, section: title, label: 'latency p99', unit: 'µs', digits: 0, get: ({ scenarios: s }) => s[key]?.latencyUs.p99 },
   ];
   const { connections: echoConns, inflight } = settings.echo;
   const idle = settings.idle.connections;
@@ -55,7 +60,7 @@ function metricDefs(settings: Settings, latencyRate: number): MetricDef[] {
         label: `latency ${p}`,
         unit: 'µs',
         digits: 0,
-        get: (s) => s.latency_half_load?.latencyUs[p],
+        get: ({ scenarios: s }) => s.latency_half_load?.latencyUs[p],
       }),
     ),
     {
@@ -64,16 +69,40 @@ function metricDefs(settings: Settings, latencyRate: number): MetricDef[] {
       label: 'server CPU use',
       unit: '%',
       digits: 0,
-      get: (s) => pct(s.latency_half_load?.serverCpuUtilization),
+      get: ({ scenarios: s }) => pct(s.latency_half_load?.serverCpuUtilization),
     },
-    { key: 'idle_memory.rss_per_conn', section: `${idle} idle connections, after GC`, label: 'RSS per connection', unit: 'KiB', digits: 2, get: (s) => kib(s.idle_memory?.rssBytesPerConnection) },
-    { key: 'idle_memory.heap_per_conn', section: `${idle} idle connections, after GC`, label: 'heap + external per connection', unit: 'KiB', digits: 2, get: (s) => kib(s.idle_memory?.heapBytesPerConnection) },
-    { key: 'churn.handshakes_per_s', section: `connection churn (${settings.churn.concurrency} at a time)`, label: 'handshakes per second', unit: '', digits: 0, get: (s) => s.churn?.handshakesPerSecond },
-    { key: 'churn.handshakes_per_cpu_s', section: `connection churn (${settings.churn.concurrency} at a time)`, label: 'handshakes per server CPU-second', unit: '', digits: 0, get: (s) => s.churn?.handshakesPerCpuSecond },
-    { key: 'churn.p99_ms', section: `connection churn (${settings.churn.concurrency} at a time)`, label: 'handshake p99', unit: 'ms', digits: 2, get: (s) => (s.churn === undefined ? undefined : s.churn.handshakeUs.p99 / 1000) },
-    { key: 'metrics_scrape.p50_ms', section: `GET /metrics with ${idle} connections open`, label: 'scrape p50', unit: 'ms', digits: 2, get: (s) => (s.metrics_scrape?.applicable ? s.metrics_scrape.p50Ms : undefined) },
-    { key: 'metrics_scrape.max_ms', section: `GET /metrics with ${idle} connections open`, label: 'scrape max', unit: 'ms', digits: 2, get: (s) => (s.metrics_scrape?.applicable ? s.metrics_scrape.maxMs : undefined) },
-    { key: 'metrics_scrape.cpu_ms', section: `GET /metrics with ${idle} connections open`, label: 'server CPU per scrape', unit: 'ms', digits: 2, get: (s) => (s.metrics_scrape?.applicable ? s.metrics_scrape.serverCpuMsPerScrape : undefined) },
+    {
+      key: 'latency_half_load.other_cpu',
+      section: `open loop at ${latencyRate} msg/s (half of A's 64 B saturation), ${settings.latency.payloadBytes} B`,
+      label: "other processes' CPU",
+      unit: '%',
+      digits: 0,
+      get: ({ scenarios: s }) => (s.latency_half_load === undefined ? undefined : (s.latency_half_load.otherCpuSeconds / s.latency_half_load.seconds) * 100),
+    },
+    { key: 'idle_memory.rss_per_conn', section: `${idle} idle connections, after GC`, label: 'RSS per connection', unit: 'KiB', digits: 2, get: ({ scenarios: s }) => kib(s.idle_memory?.rssBytesPerConnection) },
+    { key: 'idle_memory.heap_per_conn', section: `${idle} idle connections, after GC`, label: 'heap + external per connection', unit: 'KiB', digits: 2, get: ({ scenarios: s }) => kib(s.idle_memory?.heapBytesPerConnection) },
+    { key: 'churn.handshakes_per_s', section: `connection churn (${settings.churn.concurrency} at a time)`, label: 'handshakes per second', unit: '', digits: 0, get: ({ scenarios: s }) => s.churn?.handshakesPerSecond },
+    { key: 'churn.handshakes_per_cpu_s', section: `connection churn (${settings.churn.concurrency} at a time)`, label: 'handshakes per server CPU-second', unit: '', digits: 0, get: ({ scenarios: s }) => s.churn?.handshakesPerCpuSecond },
+    { key: 'churn.p99_ms', section: `connection churn (${settings.churn.concurrency} at a time)`, label: 'handshake p99', unit: 'ms', digits: 2, get: ({ scenarios: s }) => (s.churn === undefined ? undefined : s.churn.handshakeUs.p99 / 1000) },
+    {
+      key: 'export.spans_per_message',
+      section: 'OTLP export over the whole run (every scenario)',
+      label: 'spans received by the sink per message',
+      unit: '',
+      digits: 3,
+      get: (r) => (r.sink?.traces === undefined || !r.messagesHandled ? undefined : r.sink.traces.items / r.messagesHandled),
+    },
+    {
+      key: 'export.log_records',
+      section: 'OTLP export over the whole run (every scenario)',
+      label: 'log records received by the sink',
+      unit: '',
+      digits: 0,
+      get: (r) => r.sink?.logs?.items,
+    },
+    { key: 'metrics_scrape.p50_ms', section: `GET /metrics with ${idle} connections open`, label: 'scrape p50', unit: 'ms', digits: 2, get: ({ scenarios: s }) => (s.metrics_scrape?.applicable ? s.metrics_scrape.p50Ms : undefined) },
+    { key: 'metrics_scrape.max_ms', section: `GET /metrics with ${idle} connections open`, label: 'scrape max', unit: 'ms', digits: 2, get: ({ scenarios: s }) => (s.metrics_scrape?.applicable ? s.metrics_scrape.maxMs : undefined) },
+    { key: 'metrics_scrape.cpu_ms', section: `GET /metrics with ${idle} connections open`, label: 'server CPU per scrape', unit: 'ms', digits: 2, get: ({ scenarios: s }) => (s.metrics_scrape?.applicable ? s.metrics_scrape.serverCpuMsPerScrape : undefined) },
   ];
 }
 
@@ -109,7 +138,7 @@ export function summarise(runs: readonly RunRecord[], variants: readonly Variant
   for (const def of metricDefs(settings, latencyRate)) {
     const byVariant: Partial<Record<VariantName, Spread | null>> = {};
     for (const v of variants) {
-      const values = runs.filter((r) => r.variant === v).map((r) => def.get(r.scenarios));
+      const values = runs.filter((r) => r.variant === v).map((r) => def.get(r));
       byVariant[v] = values.every((x) => x === undefined) ? null : spread(values.filter((x): x is number => x !== undefined));
     }
     metrics[def.key] = { section: def.section, label: def.label, unit: def.unit, digits: def.digits, byVariant };

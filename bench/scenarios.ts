@@ -6,11 +6,13 @@ import { request } from 'node:http';
 import { CONFORMANCE } from './frames.js';
 import type { Generator } from './generator.js';
 import type { ChurnResult, ConformanceResult, MessageResult, OpenIdleResult } from './load-protocol.js';
-import type { ServerProcess } from './server-process.js';
+import { machineBusySeconds, type ServerProcess } from './server-process.js';
 import type { Percentiles } from './stats.js';
 
 export interface Settings {
   readonly rounds: number;
+  /** Tries at a scenario whose measurement is not valid (server not saturated, machine busy). */
+  readonly attempts: number;
   readonly echo: { readonly connections: number; readonly inflight: number; readonly warmupMs: number; readonly measureMs: number };
   readonly latency: { readonly connections: number; readonly warmupMs: number; readonly measureMs: number; readonly payloadBytes: number };
   readonly churn: { readonly concurrency: number; readonly warmupMs: number; readonly measureMs: number };
@@ -30,6 +32,8 @@ export interface EchoResult {
   /** Server CPU-seconds per wall second: near 1 means the server, not the generator, was the limit. */
   readonly serverCpuUtilization: number;
   readonly generatorCpuUtilization: number;
+  /** CPU-seconds other processes on the machine used during the window (a shared machine's noise). */
+  readonly otherCpuSeconds: number;
   /** Closed loop: send to reply with `inflight` requests outstanding per connection. */
   readonly latencyUs: Percentiles;
 }
@@ -42,6 +46,9 @@ export interface LatencyResult {
   readonly messages: number;
   readonly seconds: number;
   readonly serverCpuUtilization: number;
+  readonly otherCpuSeconds: number;
+  /** Sending stopped because too many requests went unanswered: the server (or a starved generator) fell behind. */
+  readonly overloaded: boolean;
   readonly latencyUs: Percentiles;
 }
 
@@ -54,6 +61,7 @@ export interface ChurnScenarioResult {
   readonly serverCpuSeconds: number;
   readonly handshakesPerCpuSecond: number;
   readonly serverCpuUtilization: number;
+  readonly otherCpuSeconds: number;
   readonly handshakeUs: Percentiles;
 }
 
@@ -100,24 +108,37 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 /** Generous bound for a job: its own length plus time to connect, drain and close. */
 const bound = (ms: number) => ms + 60_000;
 
-/** Runs a windowed job, reading the server's CPU as the generator opens and closes the window. */
-async function windowed<T>(
+/**
+ * Runs a windowed job, reading the server's CPU as the generator opens and closes the window,
+ * and the whole machine's: what neither the server nor the generator used is other load on a
+ * shared machine, which can starve the generator (reported, never subtracted).
+ */
+async function windowed<T extends { generatorCpuSeconds: number }>(
   server: ServerProcess,
   generator: Generator,
   job: Parameters<Generator['run']>[0],
   ms: number,
-): Promise<{ result: T; cpuSeconds: number }> {
+): Promise<{ result: T; cpuSeconds: number; otherCpuSeconds: number }> {
   let start: Promise<number> | undefined;
   let end: Promise<number> | undefined;
+  let machineStart: number | undefined;
+  let machineEnd: number | undefined;
   const result = await Promise.race([
     generator.run<T>(job, bound(ms), (phase) => {
-      if (phase === 'start') start = server.cpuSeconds();
-      else end = server.cpuSeconds();
+      if (phase === 'start') {
+        start = server.cpuSeconds();
+        machineStart = machineBusySeconds();
+      } else {
+        end = server.cpuSeconds();
+        machineEnd = machineBusySeconds();
+      }
     }),
     server.exited.then((how) => Promise.reject(new Error(`server ${how} during ${job.op}\n${server.tail}`))),
   ]);
   if (start === undefined || end === undefined) throw new Error(`${job.op}: the measurement window never opened and closed`);
-  return { result, cpuSeconds: (await end) - (await start) };
+  const cpuSeconds = (await end) - (await start);
+  const machine = machineStart === undefined || machineEnd === undefined ? Number.NaN : machineEnd - machineStart;
+  return { result, cpuSeconds, otherCpuSeconds: Math.max(0, machine - cpuSeconds - result.generatorCpuSeconds) };
 }
 
 /** Every variant must answer the same requests with the same replies, or comparing them means nothing. */
@@ -138,7 +159,7 @@ export async function checkConformance(server: ServerProcess, generator: Generat
 
 export async function echo(server: ServerProcess, generator: Generator, settings: Settings, payloadBytes: number): Promise<EchoResult> {
   const { connections, inflight, warmupMs, measureMs } = settings.echo;
-  const { result, cpuSeconds } = await windowed<MessageResult>(
+  const { result, cpuSeconds, otherCpuSeconds } = await windowed<MessageResult>(
     server,
     generator,
     { op: 'saturate', url: server.wsUrl, connections, inflight, payloadBytes, warmupMs, measureMs },
@@ -156,13 +177,14 @@ export async function echo(server: ServerProcess, generator: Generator, settings
     msgsPerCpuSecond: result.messages / cpuSeconds,
     serverCpuUtilization: cpuSeconds / result.seconds,
     generatorCpuUtilization: result.generatorCpuSeconds / result.seconds,
+    otherCpuSeconds,
     latencyUs: result.latencyUs,
   };
 }
 
 export async function latency(server: ServerProcess, generator: Generator, settings: Settings, rate: number): Promise<LatencyResult> {
   const { connections, warmupMs, measureMs, payloadBytes } = settings.latency;
-  const { result, cpuSeconds } = await windowed<MessageResult>(
+  const { result, cpuSeconds, otherCpuSeconds } = await windowed<MessageResult>(
     server,
     generator,
     { op: 'rate', url: server.wsUrl, connections, rate, payloadBytes, warmupMs, measureMs },
@@ -176,13 +198,15 @@ export async function latency(server: ServerProcess, generator: Generator, setti
     messages: result.messages,
     seconds: result.seconds,
     serverCpuUtilization: cpuSeconds / result.seconds,
+    otherCpuSeconds,
+    overloaded: result.overloaded ?? false,
     latencyUs: result.latencyUs,
   };
 }
 
 export async function churn(server: ServerProcess, generator: Generator, settings: Settings): Promise<ChurnScenarioResult> {
   const { concurrency, warmupMs, measureMs } = settings.churn;
-  const { result, cpuSeconds } = await windowed<ChurnResult>(
+  const { result, cpuSeconds, otherCpuSeconds } = await windowed<ChurnResult>(
     server,
     generator,
     { op: 'churn', url: server.wsUrl, concurrency, warmupMs, measureMs },
@@ -198,6 +222,7 @@ export async function churn(server: ServerProcess, generator: Generator, setting
     serverCpuSeconds: cpuSeconds,
     handshakesPerCpuSecond: result.handshakes / cpuSeconds,
     serverCpuUtilization: cpuSeconds / result.seconds,
+    otherCpuSeconds,
     handshakeUs: result.handshakeUs,
   };
 }
@@ -243,6 +268,13 @@ async function scrapeAll(server: ServerProcess, connections: number, scrapes: nu
     maxMs: times[times.length - 1],
     serverCpuMsPerScrape: ((cpuAfter - cpuBefore) * 1000) / scrapes,
   };
+}
+
+/** total_messages_total as the server's /metrics reports it. */
+export async function messagesHandled(server: ServerProcess): Promise<number | undefined> {
+  const { status, body } = await get(`${server.baseUrl}/metrics`);
+  const match = /^total_messages_total (\S+)/m.exec(body);
+  return status === 200 && match !== null ? Number(match[1]) : undefined;
 }
 
 /** Idle memory per connection at `connections` open, then /metrics scrapes while they stay open. */

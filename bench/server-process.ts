@@ -37,6 +37,19 @@ function procCpuSeconds(pid: number): number | undefined {
   return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
 }
 
+/** CPU time every process on the machine spent, seconds; undefined without procfs. */
+export function machineBusySeconds(): number | undefined {
+  let stat: string;
+  try {
+    stat = readFileSync('/proc/stat', 'utf8');
+  } catch {
+    return undefined;
+  }
+  // cpu  user nice system idle iowait irq softirq steal …: everything but idle and iowait.
+  const [user, nice, system, , , irq, softirq, steal] = stat.slice(0, stat.indexOf('\n')).trim().split(/\s+/).slice(1).map(Number);
+  return (user + nice + system + irq + softirq + steal) / TICKS_PER_SECOND;
+}
+
 export interface ServerSpec {
   /** Script to run with node: dist/bench/bare-server.js or dist/src/main.js. */
   readonly script: string;

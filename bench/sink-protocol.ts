@@ -1,7 +1,7 @@
 /** IPC between the orchestrator and the OTLP sink. */
 
-/** Per signal path (`traces`, `metrics`, `logs`): export requests received and body bytes. */
-export type SinkCounts = Record<string, { requests: number; bytes: number }>;
+/** Per signal path (`traces`, `metrics`, `logs`): export requests, body bytes, and items (spans, log records, metrics). */
+export type SinkCounts = Record<string, { requests: number; bytes: number; items: number }>;
 
 export type SinkRequest = { readonly op: 'counts'; readonly id: number } | { readonly op: 'reset'; readonly id: number };
 
