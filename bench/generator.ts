@@ -12,7 +12,7 @@ const SINK = fileURLToPath(new URL('./sink.js', import.meta.url));
 interface Pending {
   readonly resolve: (result: unknown) => void;
   readonly reject: (err: Error) => void;
-  readonly onMark?: (phase: 'start' | 'end') => void;
+  readonly onProgress?: (text: string) => void;
 }
 
 export class Generator {
@@ -24,7 +24,7 @@ export class Generator {
       if (event.kind === 'ready') return;
       const pending = this.#pending.get(event.id);
       if (pending === undefined) return;
-      if (event.kind === 'mark') return pending.onMark?.(event.phase);
+      if (event.kind === 'progress') return pending.onProgress?.(event.text);
       this.#pending.delete(event.id);
       if (event.kind === 'result') pending.resolve(event.result);
       else pending.reject(new Error(`load generator: ${event.message}`));
@@ -43,11 +43,8 @@ export class Generator {
     return generator;
   }
 
-  /**
-   * Runs one job; `onMark` runs as the measurement window opens and closes. Fails after
-   * `timeoutMs` so a stuck job cannot hang the run.
-   */
-  run<T>(job: Job, timeoutMs: number, onMark?: (phase: 'start' | 'end') => void): Promise<T> {
+  /** Runs one job, reporting its progress; fails after `timeoutMs` so a stuck job cannot hang the run. */
+  run<T>(job: Job, timeoutMs: number, onProgress?: (text: string) => void): Promise<T> {
     const id = this.#nextId++;
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -63,7 +60,7 @@ export class Generator {
           clearTimeout(timer);
           reject(err);
         },
-        onMark,
+        onProgress,
       });
       const request: JobRequest = { ...job, id };
       this.child.send(request);

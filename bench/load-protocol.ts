@@ -1,39 +1,42 @@
 /**
  * What the orchestrator asks of the load generator over the IPC channel, and what it answers.
- * Jobs with a measurement window announce its start and end (`mark`), so the orchestrator reads
- * the server's CPU accounting at the same instants the generator starts and stops counting.
+ *
+ * The measuring job is `interleave`: the generator takes every server in turn, round after
+ * round, and reads each server's CPU accounting (/proc/<pid>/stat) itself, at the instants its
+ * windows open and close. A round of a server is accounted from the start of its window to the
+ * start of its next one (after the last round, to the end of a settle period): every message it
+ * answered and every CPU-second it spent, deferred work such as batched exports included, lands
+ * in exactly one round.
  */
 import type { Percentiles } from './stats.js';
 
-export interface SaturateJob {
-  readonly op: 'saturate';
+export interface Target {
+  readonly name: string;
   readonly url: string;
+  readonly pid: number;
+}
+
+export type InterleaveKind = 'saturate' | 'rate' | 'churn';
+
+export interface InterleaveJob {
+  readonly op: 'interleave';
+  readonly kind: InterleaveKind;
+  readonly targets: readonly Target[];
+  readonly rounds: number;
+  /** Load before each window opens, so the window sees a server already at it. */
+  readonly warmupMs: number;
+  readonly measureMs: number;
+  /** After the last round, how long each server's CPU is still counted (its deferred work). */
+  readonly settleMs: number;
+  /** saturate, rate: connections per server, opened once. */
   readonly connections: number;
-  /** Messages each connection keeps outstanding: a reply triggers the next send. */
+  /** saturate: requests each connection keeps outstanding; a reply triggers the next send. */
   readonly inflight: number;
   readonly payloadBytes: number;
-  readonly warmupMs: number;
-  readonly measureMs: number;
-}
-
-export interface RateJob {
-  readonly op: 'rate';
-  readonly url: string;
-  readonly connections: number;
-  /** Messages per second, sent on a fixed schedule whatever the replies do (open loop). */
+  /** rate: messages per second on a fixed schedule, whatever the replies do (open loop). */
   readonly rate: number;
-  readonly payloadBytes: number;
-  readonly warmupMs: number;
-  readonly measureMs: number;
-}
-
-export interface ChurnJob {
-  readonly op: 'churn';
-  readonly url: string;
-  /** Connections opened and closed at once, each one after the other. */
+  /** churn: connections opened and closed at once, each one after the other. */
   readonly concurrency: number;
-  readonly warmupMs: number;
-  readonly measureMs: number;
 }
 
 export interface OpenIdleJob {
@@ -53,31 +56,42 @@ export interface ConformanceJob {
   readonly frames: readonly string[];
 }
 
-export type Job = SaturateJob | RateJob | ChurnJob | OpenIdleJob | CloseIdleJob | ConformanceJob;
+export type Job = InterleaveJob | OpenIdleJob | CloseIdleJob | ConformanceJob;
 export type JobRequest = Job & { readonly id: number };
 
-export interface MessageResult {
-  /** Replies received inside the measurement window. */
-  readonly messages: number;
+/** One server's window of one round: what happened while it was measured. */
+export interface Window {
   readonly seconds: number;
-  /** Send to reply, microseconds; in open loop, from the scheduled tick that sent the message. */
-  readonly latencyUs: Percentiles;
-  /** The generator's own CPU over the window, seconds: shows whether it could have been the bottleneck. */
+  /** Replies (saturate, rate) or completed handshakes (churn) inside the window. */
+  readonly count: number;
+  readonly serverCpuSeconds: number;
   readonly generatorCpuSeconds: number;
-  /** Open loop only: messages sent inside the window (equals rate × seconds unless the generator lagged). */
-  readonly sent?: number;
-  /** Open loop only: so many requests went unanswered that sending stopped; the latencies say how bad. */
-  readonly overloaded?: boolean;
+  /** CPU the rest of the machine used meanwhile: noise from other processes on a shared machine. */
+  readonly otherCpuSeconds: number;
+  /** Send to reply (saturate, rate) or connect to open (churn), microseconds. */
+  readonly latencyUs: Percentiles;
+  /** rate: requests sent in the window. */
+  readonly sent: number;
+  /** rate: sending paused because too many requests were unanswered. */
+  readonly overloaded: boolean;
+  /** churn: connections that failed. */
+  readonly failures: number;
+  /** CLOCK_MONOTONIC, µs (the clock of V8's CPU profiles). */
+  readonly startUs: number;
+  readonly endUs: number;
 }
 
-export interface ChurnResult {
-  readonly handshakes: number;
-  readonly seconds: number;
-  readonly failures: number;
-  /** Connect to open, microseconds. */
-  readonly handshakeUs: Percentiles;
-  readonly generatorCpuSeconds: number;
+export interface Round {
+  readonly round: number;
+  /** Replies or handshakes from this round's window start to the next's. */
+  readonly count: number;
+  /** The server's CPU over the same interval. */
+  readonly cpuSeconds: number;
+  readonly window: Window;
 }
+
+/** Rounds by target name. */
+export type InterleaveResult = Record<string, Round[]>;
 
 export interface OpenIdleResult {
   readonly open: number;
@@ -90,6 +104,6 @@ export interface ConformanceResult {
 
 export type GeneratorEvent =
   | { readonly kind: 'ready' }
-  | { readonly kind: 'mark'; readonly id: number; readonly phase: 'start' | 'end' }
+  | { readonly kind: 'progress'; readonly id: number; readonly text: string }
   | { readonly kind: 'result'; readonly id: number; readonly result: unknown }
   | { readonly kind: 'error'; readonly id: number; readonly message: string };

@@ -4,22 +4,27 @@
  * replies are never parsed (their order per connection is the order of the requests, so a FIFO
  * of send times gives each latency), frames are built once, masking uses a zero key (which ws
  * skips), and UTF-8 validation of replies is off.
+ *
+ * The measuring job takes every server in turn, in short slices, round after round: this
+ * machine's CPUs change speed from one second to the next (a shared host), and only slices
+ * that alternate faster than that let every variant meet the same machine.
  */
 import WebSocket from 'ws';
 import { echoFrame } from './frames.js';
 import type {
-  ChurnJob,
-  ChurnResult,
   ConformanceJob,
   ConformanceResult,
   GeneratorEvent,
+  InterleaveJob,
+  InterleaveResult,
   JobRequest,
-  MessageResult,
   OpenIdleJob,
   OpenIdleResult,
-  RateJob,
-  SaturateJob,
+  Round,
+  Target,
+  Window,
 } from './load-protocol.js';
+import { machineBusySeconds, processCpuSeconds } from './proc.js';
 import { percentiles } from './stats.js';
 
 const CLIENT_OPTIONS: WebSocket.ClientOptions = {
@@ -38,12 +43,8 @@ function emit(event: GeneratorEvent): void {
   process.send?.(event);
 }
 
-function cpuSeconds(since: NodeJS.CpuUsage): number {
-  const used = process.cpuUsage(since);
-  return (used.user + used.system) / 1e6;
-}
-
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+const monotonicUs = (): number => Number(process.hrtime.bigint() / 1000n);
 
 /** Send times of one connection's outstanding requests, oldest first. */
 class SendTimes {
@@ -74,51 +75,45 @@ class SendTimes {
   }
 }
 
-/** Counts and latency samples of one measurement window. */
-class Window {
+/** What the one server being measured does inside its window; shared, as one is measured at a time. */
+class WindowStats {
   measuring = false;
-  received = 0;
+  count = 0;
   sent = 0;
-  #samples = new Float64Array(SAMPLE_CAPACITY);
-  #count = 0;
-  #started = 0;
-  #cpu: NodeJS.CpuUsage = process.cpuUsage();
-  #seconds = 0;
-  #cpuSeconds = 0;
+  failures = 0;
+  overloaded = false;
+  readonly #samples = new Float64Array(SAMPLE_CAPACITY);
+  #n = 0;
 
-  constructor(readonly id: number) {}
+  begin(): void {
+    this.count = 0;
+    this.sent = 0;
+    this.failures = 0;
+    this.overloaded = false;
+    this.#n = 0;
+    this.measuring = true;
+  }
 
   record(us: number): void {
-    this.received++;
-    if (this.#count < SAMPLE_CAPACITY) this.#samples[this.#count++] = us;
+    this.count++;
+    if (this.#n < SAMPLE_CAPACITY) this.#samples[this.#n++] = us;
   }
 
-  start(): void {
-    this.received = 0;
-    this.sent = 0;
-    this.#count = 0;
-    this.#cpu = process.cpuUsage();
-    this.#started = performance.now();
-    this.measuring = true;
-    emit({ kind: 'mark', id: this.id, phase: 'start' });
-  }
-
-  end(): void {
+  end() {
     this.measuring = false;
-    this.#seconds = (performance.now() - this.#started) / 1000;
-    this.#cpuSeconds = cpuSeconds(this.#cpu);
-    emit({ kind: 'mark', id: this.id, phase: 'end' });
+    return percentiles(this.#samples, this.#n);
   }
+}
 
-  result(open: boolean): MessageResult {
-    return {
-      messages: this.received,
-      seconds: this.#seconds,
-      latencyUs: percentiles(this.#samples, this.#count),
-      generatorCpuSeconds: this.#cpuSeconds,
-      ...(open ? { sent: this.sent } : {}),
-    };
-  }
+const stats = new WindowStats();
+
+/** Drives load at one server: started and stopped once per slice; `count` never resets. */
+interface Driver {
+  count: number;
+  start(): void;
+  /** Stops the load and waits for what is in flight. */
+  stop(): Promise<void>;
+  close(): Promise<void>;
 }
 
 function connect(url: string): Promise<WebSocket> {
@@ -171,128 +166,217 @@ async function closeAll(sockets: readonly WebSocket[], ms = 10_000): Promise<voi
   clearTimeout(timer);
 }
 
-/** Waits until every connection has its replies (or `ms` pass), so nothing is cut mid-flight. */
+/** Waits until every connection has its replies (or `ms` pass), so no load spills into the next slice. */
 async function drain(queues: readonly SendTimes[], ms: number): Promise<void> {
   const until = Date.now() + ms;
-  while (queues.some((q) => q.size > 0) && Date.now() < until) await sleep(10);
+  while (queues.some((q) => q.size > 0) && Date.now() < until) await sleep(2);
 }
 
-async function saturate(job: SaturateJob, window: Window): Promise<MessageResult> {
-  const sockets = await connectMany(job.url, job.connections, 64);
+/**
+ * Keeps the event loop polling instead of sleeping until `stop()`, running `each` once per turn:
+ * the open loop's schedule is then kept to a few microseconds, so requests arrive a few at a
+ * time rather than in millisecond bursts.
+ */
+function spin(each: () => void): { stop: () => void } {
   let running = true;
-  const queues = sockets.map((ws, i) => {
-    const frame = echoFrame(i, job.payloadBytes);
-    const times = new SendTimes();
+  const turn = (): void => {
+    if (!running) return;
+    each();
+    setImmediate(turn);
+  };
+  setImmediate(turn);
+  return {
+    stop: () => {
+      running = false;
+    },
+  };
+}
+
+/** Closed loop: each connection keeps `inflight` requests outstanding while started. */
+async function saturateDriver(job: InterleaveJob, target: Target): Promise<Driver> {
+  const sockets = await connectMany(target.url, job.connections, 64);
+  let active = false;
+  const conns = sockets.map((ws, i) => ({ ws, frame: echoFrame(i, job.payloadBytes), times: new SendTimes() }));
+  const driver: Driver = {
+    count: 0,
+    start() {
+      active = true;
+      for (const { ws, frame, times } of conns) {
+        for (let k = 0; k < job.inflight; k++) {
+          times.push(performance.now());
+          ws.send(frame, SEND_TEXT);
+        }
+      }
+    },
+    async stop() {
+      active = false;
+      await drain(conns.map((c) => c.times), 5000);
+    },
+    close: () => closeAll(sockets),
+  };
+  for (const { ws, frame, times } of conns) {
     ws.on('message', () => {
       const now = performance.now();
       const sentAt = times.shift();
-      if (window.measuring) window.record((now - sentAt) * 1000);
-      if (!running) return;
+      driver.count++;
+      if (stats.measuring) stats.record((now - sentAt) * 1000);
+      if (!active) return;
       times.push(now);
       ws.send(frame, SEND_TEXT);
     });
-    return { ws, frame, times };
-  });
-  for (const { ws, frame, times } of queues) {
-    for (let k = 0; k < job.inflight; k++) {
-      times.push(performance.now());
-      ws.send(frame, SEND_TEXT);
-    }
   }
-  await sleep(job.warmupMs);
-  window.start();
-  await sleep(job.measureMs);
-  window.end();
-  running = false;
-  await drain(queues.map((q) => q.times), 5000);
-  await closeAll(sockets);
-  return window.result(false);
+  return driver;
 }
 
-async function openLoop(job: RateJob, window: Window): Promise<MessageResult> {
-  const sockets = await connectMany(job.url, job.connections, 64);
-  const conns = sockets.map((ws, i) => {
-    const times = new SendTimes();
+/** Open loop: `rate` requests a second on schedule, round robin over the connections. */
+async function rateDriver(job: InterleaveJob, target: Target): Promise<Driver> {
+  const sockets = await connectMany(target.url, job.connections, 64);
+  const conns = sockets.map((ws, i) => ({ ws, frame: echoFrame(i, job.payloadBytes), times: new SendTimes() }));
+  let ticking: { stop: () => void } | undefined;
+  const driver: Driver = {
+    count: 0,
+    start() {
+      const began = performance.now();
+      let sent = 0;
+      let cursor = 0;
+      ticking = spin(() => {
+        const now = performance.now();
+        const due = Math.floor(((now - began) * job.rate) / 1000) - sent;
+        if (due <= 0) return;
+        let outstanding = 0;
+        for (const c of conns) outstanding += c.times.size;
+        if (outstanding > MAX_OUTSTANDING) {
+          if (stats.measuring) stats.overloaded = true;
+          return;
+        }
+        for (let k = 0; k < due; k++) {
+          const c = conns[cursor];
+          cursor = (cursor + 1) % conns.length;
+          c.times.push(now);
+          c.ws.send(c.frame, SEND_TEXT);
+        }
+        sent += due;
+        if (stats.measuring) stats.sent += due;
+      });
+    },
+    async stop() {
+      ticking?.stop();
+      await drain(conns.map((c) => c.times), 5000);
+    },
+    close: () => closeAll(sockets),
+  };
+  for (const { ws, times } of conns) {
     ws.on('message', () => {
       const now = performance.now();
       const sentAt = times.shift();
-      if (window.measuring) window.record((now - sentAt) * 1000);
+      driver.count++;
+      if (stats.measuring) stats.record((now - sentAt) * 1000);
     });
-    return { ws, frame: echoFrame(i, job.payloadBytes), times };
-  });
-  // One tick per millisecond sends what the schedule says is due, round robin over the
-  // connections: arrivals do not wait for replies, so a slow server cannot slow the load.
-  let sent = 0;
-  let outstanding = 0;
-  let overloaded = false;
-  let cursor = 0;
-  const began = performance.now();
-  const tick = (): void => {
-    const now = performance.now();
-    const due = Math.floor(((now - began) * job.rate) / 1000) - sent;
-    outstanding = 0;
-    for (const c of conns) outstanding += c.times.size;
-    if (outstanding > MAX_OUTSTANDING) {
-      overloaded = true;
-      return;
-    }
-    for (let k = 0; k < due; k++) {
-      const c = conns[cursor];
-      cursor = (cursor + 1) % conns.length;
-      c.times.push(now);
-      c.ws.send(c.frame, SEND_TEXT);
-    }
-    sent += due;
-    if (window.measuring) window.sent += due;
-  };
-  const timer = setInterval(tick, 1);
-  await sleep(job.warmupMs);
-  window.start();
-  await sleep(job.measureMs);
-  window.end();
-  clearInterval(timer);
-  await drain(conns.map((c) => c.times), 5000);
-  await closeAll(sockets);
-  return { ...window.result(true), overloaded };
+  }
+  return driver;
 }
 
-async function churn(job: ChurnJob, window: Window): Promise<ChurnResult> {
-  let running = true;
-  let handshakes = 0;
-  let failures = 0;
-  const samples = new Float64Array(SAMPLE_CAPACITY);
-  let count = 0;
+/** Handshake churn: `concurrency` workers each open a connection, close it with 1000, repeat. */
+function churnDriver(job: InterleaveJob, target: Target): Driver {
+  let running = false;
+  let workers: Promise<void[]> = Promise.resolve([]);
   const once = (): Promise<void> =>
     new Promise((resolve) => {
       const started = performance.now();
-      const ws = new WebSocket(job.url, CLIENT_OPTIONS);
+      const ws = new WebSocket(target.url, CLIENT_OPTIONS);
       ws.once('open', () => {
-        if (window.measuring) {
-          handshakes++;
-          if (count < SAMPLE_CAPACITY) samples[count++] = (performance.now() - started) * 1000;
-        }
+        driver.count++;
+        if (stats.measuring) stats.record((performance.now() - started) * 1000);
         ws.close(1000);
       });
       ws.once('error', () => {
-        if (window.measuring) failures++;
+        if (stats.measuring) stats.failures++;
       });
       ws.once('close', () => resolve());
     });
-  const worker = async (): Promise<void> => {
-    while (running) await once();
+  const driver: Driver = {
+    count: 0,
+    start() {
+      running = true;
+      const worker = async (): Promise<void> => {
+        while (running) await once();
+      };
+      workers = Promise.all(Array.from({ length: job.concurrency }, worker));
+    },
+    async stop() {
+      running = false;
+      await workers;
+    },
+    close: () => Promise.resolve(),
   };
-  const workers = Promise.all(Array.from({ length: job.concurrency }, worker));
-  await sleep(job.warmupMs);
-  window.start();
-  handshakes = 0;
-  failures = 0;
-  count = 0;
-  await sleep(job.measureMs);
-  window.end();
-  running = false;
-  const { seconds, generatorCpuSeconds } = window.result(false);
-  await workers;
-  return { handshakes, seconds, failures, handshakeUs: percentiles(samples, count), generatorCpuSeconds };
+  return driver;
+}
+
+async function interleave(job: InterleaveJob, id: number): Promise<InterleaveResult> {
+  const drivers: Driver[] = [];
+  try {
+    for (const target of job.targets) {
+      drivers.push(job.kind === 'saturate' ? await saturateDriver(job, target) : job.kind === 'rate' ? await rateDriver(job, target) : churnDriver(job, target));
+    }
+    const rounds: InterleaveResult = {};
+    // Where each server's current round began: its count and CPU then, and its window.
+    const open = new Map<string, { round: number; count: number; cpu: number; window: Window }>();
+    const close = (target: Target, driver: Driver, cpu: number): void => {
+      const current = open.get(target.name);
+      if (current === undefined) return;
+      const round: Round = { round: current.round, count: driver.count - current.count, cpuSeconds: cpu - current.cpu, window: current.window };
+      (rounds[target.name] ??= []).push(round);
+    };
+    for (let r = 1; r <= job.rounds; r++) {
+      for (const [i, target] of job.targets.entries()) {
+        const driver = drivers[i];
+        driver.start();
+        await sleep(job.warmupMs);
+        const cpu = processCpuSeconds(target.pid);
+        close(target, driver, cpu);
+        const count = driver.count;
+        const machine = machineBusySeconds();
+        const generator = process.cpuUsage();
+        const startUs = monotonicUs();
+        const started = performance.now();
+        stats.begin();
+        await sleep(job.measureMs);
+        const latencyUs = stats.end();
+        const seconds = (performance.now() - started) / 1000;
+        const endUs = monotonicUs();
+        const serverCpuSeconds = processCpuSeconds(target.pid) - cpu;
+        const used = process.cpuUsage(generator);
+        const generatorCpuSeconds = (used.user + used.system) / 1e6;
+        const otherCpuSeconds = Math.max(0, machineBusySeconds() - machine - serverCpuSeconds - generatorCpuSeconds);
+        const window: Window = {
+          seconds,
+          count: stats.count,
+          serverCpuSeconds,
+          generatorCpuSeconds,
+          otherCpuSeconds,
+          latencyUs,
+          sent: stats.sent,
+          overloaded: stats.overloaded,
+          failures: stats.failures,
+          startUs,
+          endUs,
+        };
+        open.set(target.name, { round: r, count, cpu, window });
+        await driver.stop();
+        emit({
+          kind: 'progress',
+          id,
+          text: `${job.kind} round ${r}/${job.rounds} ${target.name}: ${((window.count / seconds) | 0)}/s in the window, server CPU ${((serverCpuSeconds / seconds) * 100).toFixed(0)}%`,
+        });
+      }
+    }
+    // Work a server defers (a batch of spans exported later) still belongs to its last round.
+    await sleep(job.settleMs);
+    for (const [i, target] of job.targets.entries()) close(target, drivers[i], processCpuSeconds(target.pid));
+    return rounds;
+  } finally {
+    await Promise.all(drivers.map((d) => d.close()));
+  }
 }
 
 let idle: WebSocket[] = [];
@@ -326,14 +410,9 @@ async function conformance(job: ConformanceJob): Promise<ConformanceResult> {
 }
 
 function run(request: JobRequest): Promise<unknown> {
-  const window = new Window(request.id);
   switch (request.op) {
-    case 'saturate':
-      return saturate(request, window);
-    case 'rate':
-      return openLoop(request, window);
-    case 'churn':
-      return churn(request, window);
+    case 'interleave':
+      return interleave(request, request.id);
     case 'open-idle':
       return openIdle(request);
     case 'close-idle':

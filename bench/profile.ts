@@ -8,7 +8,7 @@ import { readFileSync, readdirSync, rmSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Pinning } from './children.js';
 import { Generator, Sink } from './generator.js';
-import type { MessageResult } from './load-protocol.js';
+import type { InterleaveResult } from './load-protocol.js';
 import { ServerProcess } from './server-process.js';
 import { VARIANTS, type VariantName } from './variants.js';
 
@@ -124,26 +124,30 @@ async function profileOne(name: VariantName, seconds: number, pinning: Pinning |
       },
       pinning?.server,
     );
-    const marks: { start?: bigint; end?: bigint; cpuStart?: Promise<number>; cpuEnd?: Promise<number> } = {};
-    const s = server;
-    const result = await generator.run<MessageResult>(
-      { op: 'saturate', url: server.wsUrl, connections: 64, inflight: 8, payloadBytes: 64, warmupMs: 3000, measureMs: seconds * 1000 },
-      seconds * 1000 + 60_000,
-      (phase) => {
-        if (phase === 'start') {
-          marks.start = process.hrtime.bigint();
-          marks.cpuStart = s.cpuSeconds();
-        } else {
-          marks.end = process.hrtime.bigint();
-          marks.cpuEnd = s.cpuSeconds();
-        }
+    const rounds = await generator.run<InterleaveResult>(
+      {
+        op: 'interleave',
+        kind: 'saturate',
+        targets: [{ name, url: server.wsUrl, pid: server.pid }],
+        rounds: 1,
+        warmupMs: 3000,
+        measureMs: seconds * 1000,
+        settleMs: 0,
+        connections: 64,
+        inflight: 8,
+        payloadBytes: 64,
+        rate: 0,
+        concurrency: 0,
       },
+      seconds * 1000 + 60_000,
     );
-    const cpuSeconds = (await marks.cpuEnd!) - (await marks.cpuStart!);
+    const { window } = rounds[name][0];
     await server.stop('SIGTERM', 20_000);
     const profile = JSON.parse(readFileSync(join(dir, file), 'utf8')) as CpuProfile;
-    // V8's profile clock and process.hrtime are both CLOCK_MONOTONIC: the window maps directly.
-    const b = analyse(profile, Number(marks.start! / 1000n), Number(marks.end! / 1000n));
+    // V8's profile clock and the generator's hrtime are both CLOCK_MONOTONIC: the window maps directly.
+    const b = analyse(profile, window.startUs, window.endUs);
+    const result = { messages: window.count, seconds: window.seconds };
+    const cpuSeconds = window.serverCpuSeconds;
     const per = (us: number) => us / result.messages;
     const lines = [
       `== ${name}: ${variant.title}`,

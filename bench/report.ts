@@ -1,28 +1,26 @@
 /**
  * Turns the rounds into the summary (median and min–max per variant), the ratios against A
- * (paired round by round, so drift of a shared machine cancels) checked against issue 5's
- * targets, and the tables printed on stdout and written to Markdown.
+ * (paired round by round: a round of A and of the variant ran seconds apart) checked against
+ * issue 5's targets, and the tables printed on stdout and written to Markdown.
  */
 import type { Machine } from './machine.js';
-import type { Scenarios, Settings } from './scenarios.js';
+import type { MemoryResult, ScenarioRound, Scenarios, ScrapeResult, Settings } from './scenarios.js';
 import type { SinkCounts } from './sink-protocol.js';
 import { spread, type Spread } from './stats.js';
 import type { VariantName } from './variants.js';
 
-export interface RunRecord {
-  readonly round: number;
-  readonly variant: VariantName;
-  readonly seconds: number;
-  /** Cores other processes kept busy just before the run began (it waits for them, within a budget). */
-  readonly busyCoresAtStart: number;
+/** Everything measured of one variant. */
+export interface VariantResults {
+  readonly name: VariantName;
+  readonly title: string;
   /** Every scenario, unless the run was limited with --only. */
   readonly scenarios: Partial<Scenarios>;
-  /** Bytes of log lines the server wrote to stdout during its run. */
+  /** Bytes of log lines the server wrote to stdout over the whole run. */
   readonly logBytes: number;
-  /** What the OTLP sink received during the variant's run (D and E). */
-  readonly sink?: SinkCounts;
   /** total_messages_total from /metrics at the end of the run (variants with /metrics). */
   readonly messagesHandled?: number;
+  /** What the OTLP sink received from this variant over the whole run (D and E), by signal. */
+  readonly sink?: SinkCounts;
 }
 
 interface MetricDef {
@@ -30,79 +28,65 @@ interface MetricDef {
   readonly section: string;
   readonly label: string;
   readonly unit: string;
-  /** Significant decimals in the table. */
+  /** Decimals in the table. */
   readonly digits: number;
-  readonly get: (r: RunRecord) => number | undefined;
+  /** One value per round, or undefined when the scenario did not run or does not apply. */
+  readonly get: (v: VariantResults) => readonly number[] | undefined;
 }
 
-const pct = (x: number | undefined) => (x === undefined ? undefined : x * 100);
-const kib = (x: number | undefined) => (x === undefined ? undefined : x / 1024);
+type Interleaved = 'echo_64' | 'echo_1k' | 'latency_half_load' | 'churn';
 
 function metricDefs(settings: Settings, latencyRate: number): MetricDef[] {
+  const rounds = (key: Interleaved, f: (r: ScenarioRound) => number) => (v: VariantResults) => v.scenarios[key]?.map(f);
   const echo = (key: 'echo_64' | 'echo_1k', title: string): MetricDef[] => [
-    { key: `${key}.msgs_per_cpu_s`, section: title, label: 'msgs per server CPU-second', unit: '', digits: 0, get: ({ scenarios: s }) => s[key]?.msgsPerCpuSecond },
-    { key: `${key}.msgs_per_s`, section: title, label: 'msgs per second', unit: '', digits: 0, get: ({ scenarios: s }) => s[key]?.msgsPerSecond },
-    { key: `${key}.server_cpu`, section: title, label: 'server CPU use', unit: '%', digits: 0, get: ({ scenarios: s }) => pct(s[key]?.serverCpuUtilization) },
-    { key: `${key}.generator_cpu`, section: title, label: 'generator CPU use', unit: '%', digits: 0, get: ({ scenarios: s }) => pct(s[key]?.generatorCpuUtilization) },
-    { key: `${key}.other_cpu`, section: title, label: "other processes' CPU", unit: '%', digits: 0, get: ({ scenarios: s }) => (s[key] === undefined ? undefined : (s[key].otherCpuSeconds / s[key].seconds) * 100) },
-    { key: `${key}.p50_us`, section: title, label: 'latency p50', unit: 'µs', digits: 0, get: ({ scenarios: s }) => s[key]?.latencyUs.p50 },
-    { key: `${key}.p99_us`, section: title, label: 'latency p99', unit: 'µs', digits: 0, get: ({ scenarios: s }) => s[key]?.latencyUs.p99 },
+    { key: `${key}.msgs_per_cpu_s`, section: title, label: 'msgs per server CPU-second', unit: '', digits: 0, get: rounds(key, (r) => r.perCpuSecond) },
+    { key: `${key}.msgs_per_s`, section: title, label: 'msgs per second', unit: '', digits: 0, get: rounds(key, (r) => r.windowRate) },
+    { key: `${key}.server_cpu`, section: title, label: 'server CPU use', unit: '%', digits: 0, get: rounds(key, (r) => r.serverCpuUtilization * 100) },
+    { key: `${key}.generator_cpu`, section: title, label: 'generator CPU use', unit: '%', digits: 0, get: rounds(key, (r) => r.generatorCpuUtilization * 100) },
+    { key: `${key}.other_cpu`, section: title, label: "other processes' CPU", unit: '%', digits: 0, get: rounds(key, (r) => r.otherCpuShare * 100) },
+    { key: `${key}.p50_us`, section: title, label: 'latency p50', unit: 'µs', digits: 0, get: rounds(key, (r) => r.window.latencyUs.p50) },
+    { key: `${key}.p99_us`, section: title, label: 'latency p99', unit: 'µs', digits: 0, get: rounds(key, (r) => r.window.latencyUs.p99) },
   ];
   const { connections: echoConns, inflight } = settings.echo;
   const idle = settings.idle.connections;
+  const lat = `open loop at ${latencyRate} msg/s (half of A's 64 B saturation), ${settings.latency.payloadBytes} B, ${settings.latency.connections} connections`;
+  const churn = `connection churn (${settings.churn.concurrency} at a time)`;
+  const mem = `${idle} idle connections, after GC`;
+  const scrape = `GET /metrics with ${idle} connections open`;
+  const exp = 'OTLP export over the whole run';
+  const memory = (f: (m: MemoryResult) => number) => (v: VariantResults) => v.scenarios.idle_memory?.map(f);
+  const scrapes = (f: (s: ScrapeResult) => number) => (v: VariantResults) => {
+    const all = v.scenarios.metrics_scrape;
+    return all === undefined || all.some((s) => !s.applicable) ? undefined : (all as ScrapeResult[]).map(f);
+  };
   return [
     ...echo('echo_64', `echo 64 B at saturation (${echoConns} connections × ${inflight} in flight)`),
     ...echo('echo_1k', `echo 1 KiB at saturation (${echoConns} connections × ${inflight} in flight)`),
+    { key: 'latency_half_load.msgs_per_s', section: lat, label: 'msgs per second', unit: '', digits: 0, get: rounds('latency_half_load', (r) => r.windowRate) },
     ...(['p50', 'p99', 'p999'] as const).map(
-      (p): MetricDef => ({
-        key: `latency_half_load.${p}_us`,
-        section: `open loop at ${latencyRate} msg/s (half of A's 64 B saturation), ${settings.latency.payloadBytes} B`,
-        label: `latency ${p}`,
-        unit: 'µs',
-        digits: 0,
-        get: ({ scenarios: s }) => s.latency_half_load?.latencyUs[p],
-      }),
+      (p): MetricDef => ({ key: `latency_half_load.${p}_us`, section: lat, label: `latency ${p}`, unit: 'µs', digits: 0, get: rounds('latency_half_load', (r) => r.window.latencyUs[p]) }),
     ),
-    {
-      key: 'latency_half_load.server_cpu',
-      section: `open loop at ${latencyRate} msg/s (half of A's 64 B saturation), ${settings.latency.payloadBytes} B`,
-      label: 'server CPU use',
-      unit: '%',
-      digits: 0,
-      get: ({ scenarios: s }) => pct(s.latency_half_load?.serverCpuUtilization),
-    },
-    {
-      key: 'latency_half_load.other_cpu',
-      section: `open loop at ${latencyRate} msg/s (half of A's 64 B saturation), ${settings.latency.payloadBytes} B`,
-      label: "other processes' CPU",
-      unit: '%',
-      digits: 0,
-      get: ({ scenarios: s }) => (s.latency_half_load === undefined ? undefined : (s.latency_half_load.otherCpuSeconds / s.latency_half_load.seconds) * 100),
-    },
-    { key: 'idle_memory.rss_per_conn', section: `${idle} idle connections, after GC`, label: 'RSS per connection', unit: 'KiB', digits: 2, get: ({ scenarios: s }) => kib(s.idle_memory?.rssBytesPerConnection) },
-    { key: 'idle_memory.heap_per_conn', section: `${idle} idle connections, after GC`, label: 'heap + external per connection', unit: 'KiB', digits: 2, get: ({ scenarios: s }) => kib(s.idle_memory?.heapBytesPerConnection) },
-    { key: 'churn.handshakes_per_s', section: `connection churn (${settings.churn.concurrency} at a time)`, label: 'handshakes per second', unit: '', digits: 0, get: ({ scenarios: s }) => s.churn?.handshakesPerSecond },
-    { key: 'churn.handshakes_per_cpu_s', section: `connection churn (${settings.churn.concurrency} at a time)`, label: 'handshakes per server CPU-second', unit: '', digits: 0, get: ({ scenarios: s }) => s.churn?.handshakesPerCpuSecond },
-    { key: 'churn.p99_ms', section: `connection churn (${settings.churn.concurrency} at a time)`, label: 'handshake p99', unit: 'ms', digits: 2, get: ({ scenarios: s }) => (s.churn === undefined ? undefined : s.churn.handshakeUs.p99 / 1000) },
+    { key: 'latency_half_load.server_cpu', section: lat, label: 'server CPU use', unit: '%', digits: 0, get: rounds('latency_half_load', (r) => r.serverCpuUtilization * 100) },
+    { key: 'latency_half_load.other_cpu', section: lat, label: "other processes' CPU", unit: '%', digits: 0, get: rounds('latency_half_load', (r) => r.otherCpuShare * 100) },
+    { key: 'idle_memory.rss_per_conn', section: mem, label: 'RSS per connection', unit: 'KiB', digits: 2, get: memory((m) => m.rssBytesPerConnection / 1024) },
+    { key: 'idle_memory.heap_per_conn', section: mem, label: 'heap + external per connection', unit: 'KiB', digits: 2, get: memory((m) => m.heapBytesPerConnection / 1024) },
+    { key: 'churn.handshakes_per_s', section: churn, label: 'handshakes per second', unit: '', digits: 0, get: rounds('churn', (r) => r.windowRate) },
+    { key: 'churn.handshakes_per_cpu_s', section: churn, label: 'handshakes per server CPU-second', unit: '', digits: 0, get: rounds('churn', (r) => r.perCpuSecond) },
+    { key: 'churn.server_cpu', section: churn, label: 'server CPU use', unit: '%', digits: 0, get: rounds('churn', (r) => r.serverCpuUtilization * 100) },
+    { key: 'churn.p99_ms', section: churn, label: 'handshake p99', unit: 'ms', digits: 2, get: rounds('churn', (r) => r.window.latencyUs.p99 / 1000) },
+    { key: 'metrics_scrape.p50_ms', section: scrape, label: 'scrape p50', unit: 'ms', digits: 2, get: scrapes((s) => s.p50Ms) },
+    { key: 'metrics_scrape.max_ms', section: scrape, label: 'scrape max', unit: 'ms', digits: 2, get: scrapes((s) => s.maxMs) },
+    { key: 'metrics_scrape.cpu_ms', section: scrape, label: 'server CPU per scrape', unit: 'ms', digits: 2, get: scrapes((s) => s.serverCpuMsPerScrape) },
+    { key: 'metrics_scrape.bytes', section: scrape, label: 'exposition size', unit: 'bytes', digits: 0, get: scrapes((s) => s.bytes) },
     {
       key: 'export.spans_per_message',
-      section: 'OTLP export over the whole run (every scenario)',
+      section: exp,
       label: 'spans received by the sink per message',
       unit: '',
       digits: 3,
-      get: (r) => (r.sink?.traces === undefined || !r.messagesHandled ? undefined : r.sink.traces.items / r.messagesHandled),
+      get: (v) => (v.sink?.traces === undefined || !v.messagesHandled ? undefined : [v.sink.traces.items / v.messagesHandled]),
     },
-    {
-      key: 'export.log_records',
-      section: 'OTLP export over the whole run (every scenario)',
-      label: 'log records received by the sink',
-      unit: '',
-      digits: 0,
-      get: (r) => r.sink?.logs?.items,
-    },
-    { key: 'metrics_scrape.p50_ms', section: `GET /metrics with ${idle} connections open`, label: 'scrape p50', unit: 'ms', digits: 2, get: ({ scenarios: s }) => (s.metrics_scrape?.applicable ? s.metrics_scrape.p50Ms : undefined) },
-    { key: 'metrics_scrape.max_ms', section: `GET /metrics with ${idle} connections open`, label: 'scrape max', unit: 'ms', digits: 2, get: ({ scenarios: s }) => (s.metrics_scrape?.applicable ? s.metrics_scrape.maxMs : undefined) },
-    { key: 'metrics_scrape.cpu_ms', section: `GET /metrics with ${idle} connections open`, label: 'server CPU per scrape', unit: 'ms', digits: 2, get: ({ scenarios: s }) => (s.metrics_scrape?.applicable ? s.metrics_scrape.serverCpuMsPerScrape : undefined) },
+    { key: 'export.log_records', section: exp, label: 'log records received by the sink', unit: '', digits: 0, get: (v) => (v.sink?.logs === undefined ? undefined : [v.sink.logs.items]) },
   ];
 }
 
@@ -123,6 +107,7 @@ export interface Ratio {
 export type RatioName = 'throughput_64' | 'throughput_1k' | 'p99_half_load' | 'memory_per_idle_connection';
 
 export interface Summary {
+  readonly variants: readonly VariantName[];
   readonly metrics: Record<string, { readonly section: string; readonly label: string; readonly unit: string; readonly digits: number; readonly byVariant: Partial<Record<VariantName, Spread | null>> }>;
   readonly ratios: Partial<Record<VariantName, Record<RatioName, Ratio>>>;
 }
@@ -131,40 +116,42 @@ export interface Summary {
  * Memory per idle connection is judged on RSS growth: it is what an operator pays for, and it
  * holds what the JS heap does not (socket handles, native buffers).
  */
-const memoryOf = (s: Partial<Scenarios>) => s.idle_memory?.rssBytesPerConnection;
+const memoryOf = (m: MemoryResult): number => m.rssBytesPerConnection;
 
-export function summarise(runs: readonly RunRecord[], variants: readonly VariantName[], settings: Settings, latencyRate: number): Summary {
+export function summarise(results: readonly VariantResults[], settings: Settings, latencyRate: number): Summary {
+  const variants = results.map((v) => v.name);
   const metrics: Summary['metrics'] = {};
   for (const def of metricDefs(settings, latencyRate)) {
     const byVariant: Partial<Record<VariantName, Spread | null>> = {};
-    for (const v of variants) {
-      const values = runs.filter((r) => r.variant === v).map((r) => def.get(r));
-      byVariant[v] = values.every((x) => x === undefined) ? null : spread(values.filter((x): x is number => x !== undefined));
+    for (const v of results) {
+      const values = def.get(v);
+      byVariant[v.name] = values === undefined ? null : spread(values);
     }
     metrics[def.key] = { section: def.section, label: def.label, unit: def.unit, digits: def.digits, byVariant };
   }
 
   const ratios: Summary['ratios'] = {};
-  const baseline = new Map(runs.filter((r) => r.variant === 'A').map((r) => [r.round, r.scenarios]));
-  for (const v of variants) {
-    if (v === 'A') continue;
-    const target = TARGETS[v];
-    const paired = (f: (s: Partial<Scenarios>) => number | undefined): Spread =>
-      spread(
-        runs
-          .filter((r) => r.variant === v && baseline.has(r.round))
-          .map((r) => (f(r.scenarios) ?? Number.NaN) / (f(baseline.get(r.round)!) ?? Number.NaN)),
-      );
+  const a = results.find((v) => v.name === 'A');
+  for (const v of results) {
+    if (v.name === 'A' || a === undefined) continue;
+    const target = TARGETS[v.name];
+    // Paired round by round: both measured in the same stretch of the machine's time.
+    const paired = (f: (v: VariantResults) => readonly number[] | undefined): Spread => {
+      const x = f(v);
+      const base = f(a);
+      if (x === undefined || base === undefined) return spread([]);
+      return spread(x.map((value, i) => value / base[i]));
+    };
     const atLeast = (value: Spread, min: number): Ratio => ({ value, target: `≥ ${min}`, met: value.median >= min });
     const atMost = (value: Spread, max: number): Ratio => ({ value, target: `≤ ${max}×`, met: value.median <= max });
-    ratios[v] = {
-      throughput_64: atLeast(paired((s) => s.echo_64?.msgsPerCpuSecond), target.throughput),
-      throughput_1k: atLeast(paired((s) => s.echo_1k?.msgsPerCpuSecond), target.throughput),
-      p99_half_load: atMost(paired((s) => s.latency_half_load?.latencyUs.p99), target.p99),
-      memory_per_idle_connection: atMost(paired(memoryOf), target.memory),
+    ratios[v.name] = {
+      throughput_64: atLeast(paired((x) => x.scenarios.echo_64?.map((r) => r.perCpuSecond)), target.throughput),
+      throughput_1k: atLeast(paired((x) => x.scenarios.echo_1k?.map((r) => r.perCpuSecond)), target.throughput),
+      p99_half_load: atMost(paired((x) => x.scenarios.latency_half_load?.map((r) => r.window.latencyUs.p99)), target.p99),
+      memory_per_idle_connection: atMost(paired((x) => x.scenarios.idle_memory?.map(memoryOf)), target.memory),
     };
   }
-  return { metrics, ratios };
+  return { variants, metrics, ratios };
 }
 
 function fmt(value: number, digits: number): string {
@@ -242,7 +229,6 @@ function markdownTable(table: Table): string {
 
 export interface ReportInput {
   readonly summary: Summary;
-  readonly variants: readonly VariantName[];
   readonly machine: Machine;
   readonly rounds: number;
   readonly durationSeconds: number;
@@ -258,9 +244,9 @@ export function textReport(input: ReportInput): string {
   return [
     heading(input),
     '',
-    textTable(metricsTable(input.summary, input.variants)),
+    textTable(metricsTable(input.summary, input.summary.variants)),
     '',
-    textTable(ratiosTable(input.summary, input.variants)),
+    textTable(ratiosTable(input.summary, input.summary.variants)),
     '',
   ].join('\n');
 }
@@ -269,9 +255,9 @@ export function markdownReport(input: ReportInput): string {
   return [
     `_${heading(input)}_`,
     '',
-    markdownTable(metricsTable(input.summary, input.variants)),
+    markdownTable(metricsTable(input.summary, input.summary.variants)),
     '',
-    markdownTable(ratiosTable(input.summary, input.variants)),
+    markdownTable(ratiosTable(input.summary, input.summary.variants)),
     '',
   ].join('\n');
 }

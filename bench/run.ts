@@ -1,9 +1,11 @@
 /**
- * `npm run bench`: issue 5's benchmark. Variants A–E run alternately, round after round, each
- * server in its own process on its own core with the load generator on the other; the table
- * goes to stdout, progress to stderr, the full results to bench/results/latest.json (and .md).
+ * `npm run bench`: issue 5's benchmark. Every variant's server runs in its own process, all on
+ * one core, the load generator and the OTLP sink on the other. Idle memory takes each server in
+ * turn; the message and handshake scenarios take every server in turn in short slices, round
+ * after round. The table goes to stdout, progress to stderr, the full results to
+ * bench/results/latest.json (and .md).
  *
- *   node dist/bench/run.js                 full run (3 rounds, about 12 minutes on 2 cores)
+ *   node dist/bench/run.js                 full run (10 rounds, about 10 minutes on 2 cores)
  *   node dist/bench/run.js --tiny          seconds: proves the harness works, measures nothing
  *   node dist/bench/run.js --rounds 5 --variants A,C,D --only echo_64 --out /tmp/r.json
  *   node dist/bench/run.js --profile C,D   --cpu-prof of each server at 64 B saturation
@@ -12,161 +14,88 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { detectPinning, pinSelf, type Pinning } from './children.js';
+import { detectPinning, pinSelf } from './children.js';
 import { Generator, Sink } from './generator.js';
 import { describeMachine, type Machine } from './machine.js';
 import { profileVariants } from './profile.js';
-import { markdownReport, summarise, textReport, TARGETS, type RunRecord, type Summary } from './report.js';
-import { checkConformance, churn, echo, idleAndScrape, latency, messagesHandled, SCENARIO_NAMES, type EchoResult, type LatencyResult, type ScenarioName, type Scenarios, type Settings } from './scenarios.js';
-import { machineBusySeconds, ServerProcess } from './server-process.js';
+import { markdownReport, summarise, textReport, TARGETS, type Summary, type VariantResults } from './report.js';
+import {
+  checkConformance,
+  idleAndScrape,
+  interleaved,
+  messagesHandled,
+  SCENARIO_NAMES,
+  type InterleaveOptions,
+  type ScenarioName,
+  type ScenarioRound,
+  type Scenarios,
+  type Settings,
+} from './scenarios.js';
+import { machineBusySeconds } from './proc.js';
+import { ServerProcess } from './server-process.js';
+import { spread } from './stats.js';
 import { VARIANT_NAMES, VARIANTS, type VariantName } from './variants.js';
 
 const FULL: Settings = {
-  rounds: 3,
-  attempts: 3,
-  echo: { connections: 64, inflight: 8, warmupMs: 2000, measureMs: 5000 },
-  latency: { connections: 64, warmupMs: 1000, measureMs: 6000, payloadBytes: 64 },
-  churn: { concurrency: 16, warmupMs: 1000, measureMs: 4000 },
+  rounds: 10,
+  idleRounds: 3,
+  warmupMs: 400,
+  settleMs: 6000,
+  echo: { connections: 64, inflight: 8, measureMs: 1500 },
+  latency: { connections: 64, payloadBytes: 64, measureMs: 2500 },
+  churn: { concurrency: 16, measureMs: 1500 },
   idle: { connections: 10_000, concurrency: 200, settleMs: 1000, scrapes: 20 },
 };
 
 const TINY: Settings = {
-  rounds: 1,
-  attempts: 1,
-  echo: { connections: 8, inflight: 4, warmupMs: 200, measureMs: 400 },
-  latency: { connections: 8, warmupMs: 100, measureMs: 400, payloadBytes: 64 },
-  churn: { concurrency: 4, warmupMs: 100, measureMs: 400 },
+  rounds: 2,
+  idleRounds: 1,
+  warmupMs: 100,
+  settleMs: 200,
+  echo: { connections: 8, inflight: 4, measureMs: 200 },
+  latency: { connections: 8, payloadBytes: 64, measureMs: 200 },
+  churn: { concurrency: 4, measureMs: 200 },
   idle: { connections: 500, concurrency: 50, settleMs: 100, scrapes: 3 },
 };
 
 /** File descriptors a process needs beyond the idle connections it holds. */
 const FD_HEADROOM = 256;
+/** Other processes may use this much of one core before a phase waits for them. */
+const QUIET_CORES = 0.3;
 
 export interface Results {
-  readonly schema: 1;
+  readonly schema: 2;
   readonly mode: 'full' | 'tiny' | 'custom';
   readonly startedAt: string;
   readonly durationSeconds: number;
   readonly machine: Machine;
   readonly settings: Settings;
-  /** Open-loop rate of the latency scenario: half of A's 64 B saturation msgs/s in round 1. */
+  /** Open-loop rate of the latency scenario: half of A's 64 B saturation msgs/s (median of its windows). */
   readonly latencyRate: number;
-  readonly variants: readonly { readonly name: VariantName; readonly title: string; readonly env: Record<string, string> }[];
+  readonly variants: readonly (VariantResults & { readonly env: Record<string, string> })[];
   readonly scenarios: readonly string[];
   readonly targets: typeof TARGETS;
   readonly warnings: readonly string[];
-  readonly runs: readonly RunRecord[];
   readonly summary: Summary;
 }
-
-/** Other processes may use this much of one core before a variant's run waits for them. */
-const QUIET_CORES = 0.3;
-
-/**
- * On a shared machine, waits (within what is left of `budget`) until other processes leave the
- * cores mostly idle, so a burst of someone else's work does not land in a measurement. Returns
- * the cores busy when the run starts.
- */
-async function waitForQuiet(budget: { ms: number }): Promise<number> {
-  for (;;) {
-    const before = machineBusySeconds();
-    await new Promise((resolve) => setTimeout(resolve, 1000));
-    const after = machineBusySeconds();
-    if (before === undefined || after === undefined) return Number.NaN;
-    const busy = after - before;
-    if (busy <= QUIET_CORES || budget.ms <= 0) return busy;
-    progress(`  machine busy (${busy.toFixed(2)} cores in use by others); waiting`);
-    await new Promise((resolve) => setTimeout(resolve, 2000));
-    budget.ms -= 3000;
-  }
-}
-
-/** A saturation window where the server used less of its core than this was limited by something else. */
-const SATURATED = 0.9;
-/** Other processes using more than this share of a core during a latency window disturb it. */
-const DISTURBED = 0.25;
-/** Runs a scenario again (after waiting for quiet) while `valid` says its measurement is not. */
-async function attempt<T>(what: string, run: () => Promise<T>, valid: (r: T) => string | undefined, quiet: { ms: number }, attempts: number): Promise<T> {
-  for (let i = 1; ; i++) {
-    const result = await run();
-    const why = valid(result);
-    if (why === undefined || i >= attempts) {
-      if (why !== undefined) progress(`  ${what}: kept after ${i} attempts although ${why}`);
-      return result;
-    }
-    progress(`  ${what}: ${why}; again`);
-    await waitForQuiet(quiet);
-  }
-}
-
-const saturated = (r: EchoResult): string | undefined =>
-  r.serverCpuUtilization >= SATURATED ? undefined : `server not saturated (${(r.serverCpuUtilization * 100).toFixed(0)}% CPU; others used ${((r.otherCpuSeconds / r.seconds) * 100).toFixed(0)}%)`;
-
-const undisturbed = (r: LatencyResult): string | undefined =>
-  r.otherCpuSeconds / r.seconds <= DISTURBED && !r.overloaded ? undefined : `other processes used ${((r.otherCpuSeconds / r.seconds) * 100).toFixed(0)}% of a core${r.overloaded ? ', requests piled up' : ''}`;
 
 const progress = (line: string): void => {
   process.stderr.write(`[bench] ${line}\n`);
 };
 
-async function runVariant(
-  name: VariantName,
-  round: number,
-  settings: Settings,
-  pinning: Pinning | null,
-  sink: Sink,
-  rate: { value?: number },
-  only: ReadonlySet<ScenarioName>,
-  quiet: { ms: number },
-): Promise<RunRecord> {
-  const variant = VARIANTS[name];
-  const busyAtStart = await waitForQuiet(quiet);
-  const started = performance.now();
-  const generator = await Generator.start(pinning?.load);
-  let server: ServerProcess | undefined;
-  try {
-    server = await ServerProcess.start({ script: variant.script, env: variant.env(sink.endpoint) }, pinning?.server);
-    await checkConformance(server, generator);
-    if (variant.exports) await sink.reset();
-
-    const scenarios: { -readonly [K in ScenarioName]?: Scenarios[K] } = {};
-    if (only.has('idle_memory') || only.has('metrics_scrape')) {
-      const { memory, scrape } = await idleAndScrape(server, generator, settings, variant.noMetrics);
-      if (only.has('idle_memory')) scenarios.idle_memory = memory;
-      if (only.has('metrics_scrape')) scenarios.metrics_scrape = scrape;
-      progress(`  ${name}: ${(memory.rssBytesPerConnection / 1024).toFixed(2)} KiB RSS per idle connection`);
-    }
-    if (only.has('churn')) {
-      scenarios.churn = await churn(server, generator, settings);
-      progress(`  ${name}: ${scenarios.churn.handshakesPerSecond.toFixed(0)} handshakes/s`);
-    }
-    if (only.has('echo_64')) {
-      const r = (scenarios.echo_64 = await attempt(`${name} echo 64 B`, () => echo(server!, generator, settings, 64), saturated, quiet, settings.attempts));
-      progress(`  ${name}: 64 B ${r.msgsPerCpuSecond.toFixed(0)} msgs per CPU-s, ${r.msgsPerSecond.toFixed(0)} msgs/s, server CPU ${(r.serverCpuUtilization * 100).toFixed(0)}%`);
-      // The latency scenario's rate is fixed once, from A's first saturation, for every variant and round.
-      rate.value ??= Math.max(1, Math.round(r.msgsPerSecond / 2));
-    }
-    if (only.has('latency_half_load')) {
-      const r = (scenarios.latency_half_load = await attempt(`${name} latency`, () => latency(server!, generator, settings, rate.value!), undisturbed, quiet, settings.attempts));
-      progress(`  ${name}: at ${rate.value} msg/s p50 ${r.latencyUs.p50.toFixed(0)} µs, p99 ${r.latencyUs.p99.toFixed(0)} µs`);
-    }
-    if (only.has('echo_1k')) {
-      const r = (scenarios.echo_1k = await attempt(`${name} echo 1 KiB`, () => echo(server!, generator, settings, 1024), saturated, quiet, settings.attempts));
-      progress(`  ${name}: 1 KiB ${r.msgsPerCpuSecond.toFixed(0)} msgs per CPU-s`);
-    }
-    return {
-      round,
-      variant: name,
-      seconds: (performance.now() - started) / 1000,
-      busyCoresAtStart: busyAtStart,
-      scenarios,
-      logBytes: server.logBytes,
-      ...(variant.noMetrics === undefined ? { messagesHandled: await messagesHandled(server) } : {}),
-      ...(variant.exports ? { sink: await sink.counts() } : {}),
-    };
-  } finally {
-    await server?.stop();
-    await generator.stop();
+/**
+ * On a shared machine, waits (within what is left of `budget`) until other processes leave the
+ * cores mostly idle, so a burst of someone else's work does not land in a measurement.
+ */
+async function waitForQuiet(budget: { ms: number }): Promise<void> {
+  for (;;) {
+    const before = machineBusySeconds();
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const busy = machineBusySeconds() - before;
+    if (busy <= QUIET_CORES || budget.ms <= 0) return;
+    progress(`machine busy (${busy.toFixed(2)} cores in use by others); waiting`);
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    budget.ms -= 3000;
   }
 }
 
@@ -228,63 +157,120 @@ async function main(): Promise<void> {
     rounds: values.rounds === undefined ? base.rounds : Math.max(1, Number(values.rounds)),
     idle: { ...base.idle, connections: idleConnections },
   };
-  const variants = variantList(values.variants);
-  const rate: { value?: number } = values.rate === undefined ? {} : { value: Number(values.rate) };
+  const names = variantList(values.variants);
   const only = scenarioList(values.only);
-  if (only.has('latency_half_load') && rate.value === undefined && (variants[0] !== 'A' || !only.has('echo_64'))) {
+  let rate = values.rate === undefined ? undefined : Number(values.rate);
+  if (only.has('latency_half_load') && rate === undefined && (names[0] !== 'A' || !only.has('echo_64'))) {
     throw new Error("the latency scenario's rate comes from A's echo_64 saturation: run both, or give --rate");
   }
-  if (pinning === null) warnings.push('no taskset or a single core: server and load share the CPU');
-  if (machine.loadAverage > 0.5) warnings.push(`load average ${machine.loadAverage} at start: the machine is not idle`);
+  if (pinning === null) warnings.push('no taskset or a single core: servers and load share the CPU');
   for (const w of warnings) progress(`warning: ${w}`);
-  progress(`${machine.cores} cores, ${machine.cpuModel}, Node ${machine.node}; ${settings.rounds} round(s) of ${variants.join(' ')}`);
+  progress(`${machine.cores} cores, ${machine.cpuModel}, Node ${machine.node}; ${settings.rounds} rounds of ${names.join(' ')}`);
 
-  const sink = await Sink.start(pinning?.load);
-  const runs: RunRecord[] = [];
-  // At most this long, over the whole run, waiting for other processes to quiet down.
   const quiet = { ms: values.tiny ? 0 : 180_000 };
+  const sink = await Sink.start(pinning?.load);
+  const generator = await Generator.start(pinning?.load);
+  const servers = new Map<VariantName, ServerProcess>();
+  const results: Results['variants'][number][] = [];
   try {
-    for (let round = 1; round <= settings.rounds; round++) {
-      for (const name of variants) {
-        progress(`round ${round}/${settings.rounds}, variant ${name}: ${VARIANTS[name].title}`);
-        runs.push(await runVariant(name, round, settings, pinning, sink, rate, only, quiet));
+    for (const name of names) {
+      const variant = VARIANTS[name];
+      const server = await ServerProcess.start({ script: variant.script, env: variant.env(`${sink.endpoint}/${name}`) }, pinning?.server);
+      servers.set(name, server);
+      await checkConformance(server, generator);
+    }
+    const scenarios = new Map<VariantName, { -readonly [K in keyof Scenarios]?: Scenarios[K] }>(names.map((n) => [n, {}]));
+
+    if (only.has('idle_memory') || only.has('metrics_scrape')) {
+      for (let round = 1; round <= settings.idleRounds; round++) {
+        for (const name of names) {
+          await waitForQuiet(quiet);
+          const { memory, scrape } = await idleAndScrape(servers.get(name)!, generator, settings, VARIANTS[name].noMetrics);
+          const s = scenarios.get(name)!;
+          if (only.has('idle_memory')) s.idle_memory = [...(s.idle_memory ?? []), memory];
+          if (only.has('metrics_scrape')) s.metrics_scrape = [...(s.metrics_scrape ?? []), scrape];
+          progress(`idle round ${round}/${settings.idleRounds} ${name}: ${(memory.rssBytesPerConnection / 1024).toFixed(2)} KiB RSS per connection`);
+        }
       }
     }
+    const run = async (scenario: 'echo_64' | 'echo_1k' | 'latency_half_load' | 'churn', options: InterleaveOptions): Promise<void> => {
+      if (!only.has(scenario)) return;
+      await waitForQuiet(quiet);
+      progress(`${scenario}: ${settings.rounds} rounds of ${names.join(' ')}`);
+      const rounds = await interleaved(servers, generator, settings, options, (text) => progress(`  ${text}`));
+      for (const [name, r] of rounds) scenarios.get(name as VariantName)![scenario] = r;
+    };
+    const { echo, latency, churn } = settings;
+    await run('churn', { kind: 'churn', measureMs: churn.measureMs, concurrency: churn.concurrency });
+    await run('echo_64', { kind: 'saturate', measureMs: echo.measureMs, connections: echo.connections, inflight: echo.inflight, payloadBytes: 64 });
+    // Half of A's saturation, fixed for every variant and round.
+    rate ??= Math.round(spread(scenarios.get('A')?.echo_64?.map((r) => r.windowRate) ?? []).median / 2);
+    await run('latency_half_load', { kind: 'rate', measureMs: latency.measureMs, connections: latency.connections, payloadBytes: latency.payloadBytes, rate });
+    await run('echo_1k', { kind: 'saturate', measureMs: echo.measureMs, connections: echo.connections, inflight: echo.inflight, payloadBytes: 1024 });
+
+    const counts = await sink.counts();
+    for (const name of names) {
+      const server = servers.get(name)!;
+      const variant = VARIANTS[name];
+      const sinkCounts = Object.fromEntries(
+        Object.entries(counts)
+          .filter(([key]) => key.startsWith(`${name}/`))
+          .map(([key, value]) => [key.slice(name.length + 1), value]),
+      );
+      results.push({
+        name,
+        title: variant.title,
+        env: variant.env(`http://127.0.0.1:<sink>/${name}`),
+        scenarios: scenarios.get(name)!,
+        logBytes: server.logBytes,
+        ...(variant.noMetrics === undefined ? { messagesHandled: await messagesHandled(server) } : {}),
+        ...(variant.exports ? { sink: sinkCounts } : {}),
+      });
+    }
   } finally {
+    await Promise.all([...servers.values()].map((s) => s.stop()));
+    await generator.stop();
     await sink.stop();
   }
 
-  for (const r of runs) {
-    for (const [scenario, result] of Object.entries(r.scenarios)) {
-      if (result === undefined || !('otherCpuSeconds' in result)) continue;
-      const share = result.otherCpuSeconds / result.seconds;
-      if (share > 0.25) warnings.push(`round ${r.round} ${r.variant} ${scenario}: other processes used ${(share * 100).toFixed(0)}% of a core`);
-      if ('overloaded' in result && result.overloaded) warnings.push(`round ${r.round} ${r.variant} ${scenario}: requests went unanswered faster than the rate`);
+  for (const v of results) {
+    for (const [scenario, rounds] of Object.entries(v.scenarios)) {
+      for (const [i, r] of (rounds as readonly Partial<ScenarioRound>[]).entries()) {
+        if (r.otherCpuShare !== undefined && r.otherCpuShare > 0.25) {
+          warnings.push(`${v.name} ${scenario} round ${i + 1}: other processes used ${(r.otherCpuShare * 100).toFixed(0)}% of a core`);
+        }
+        if (r.window?.overloaded) warnings.push(`${v.name} ${scenario} round ${i + 1}: requests piled up faster than answered`);
+        if (scenario.startsWith('echo') && r.serverCpuUtilization !== undefined && r.serverCpuUtilization < 0.9) {
+          warnings.push(`${v.name} ${scenario} round ${i + 1}: server not saturated (${(r.serverCpuUtilization * 100).toFixed(0)}% CPU)`);
+        }
+      }
     }
   }
-  for (const w of warnings) progress(`warning: ${w}`);
+  for (const w of warnings.slice(0, 20)) progress(`warning: ${w}`);
+  if (warnings.length > 20) progress(`… and ${warnings.length - 20} more warnings in the JSON`);
+
   const durationSeconds = (Date.now() - started) / 1000;
-  const summary = summarise(runs, variants, settings, rate.value ?? Number.NaN);
-  const results: Results = {
-    schema: 1,
+  const latencyRate = rate ?? Number.NaN;
+  const summary = summarise(results, settings, latencyRate);
+  const output: Results = {
+    schema: 2,
     mode: values.tiny ? 'tiny' : values.rounds || values.variants || values.only ? 'custom' : 'full',
     startedAt: new Date(started).toISOString(),
     durationSeconds,
     machine,
     settings,
-    latencyRate: rate.value ?? Number.NaN,
-    variants: variants.map((v) => ({ name: v, title: VARIANTS[v].title, env: VARIANTS[v].env('http://127.0.0.1:<sink>') })),
+    latencyRate,
+    variants: results,
     scenarios: SCENARIO_NAMES,
     targets: TARGETS,
     warnings,
-    runs,
     summary,
   };
-  const report = { summary, variants, machine, rounds: settings.rounds, durationSeconds };
+  const report = { summary, machine, rounds: settings.rounds, durationSeconds };
   process.stdout.write(textReport(report));
   const out = resolve(values.out ?? resolve(resultsDir, 'latest.json'));
   mkdirSync(dirname(out), { recursive: true });
-  writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
+  writeFileSync(out, `${JSON.stringify(output, null, 2)}\n`);
   writeFileSync(out.replace(/\.json$/, '') + '.md', markdownReport(report));
   progress(`results: ${out}; took ${Math.round(durationSeconds)} s`);
 }

@@ -1,68 +1,43 @@
 /**
- * The scenarios of issue 5, each against one running server: what the generator does, which
- * window the server's CPU is read over, and the numbers kept.
+ * The scenarios of issue 5. The message and handshake scenarios run every server in turn, in
+ * slices, round after round (load.ts); idle memory and the /metrics scrape take one server at
+ * a time, round after round.
  */
 import { request } from 'node:http';
 import { CONFORMANCE } from './frames.js';
 import type { Generator } from './generator.js';
-import type { ChurnResult, ConformanceResult, MessageResult, OpenIdleResult } from './load-protocol.js';
-import { machineBusySeconds, type ServerProcess } from './server-process.js';
-import type { Percentiles } from './stats.js';
+import type { ConformanceResult, InterleaveJob, InterleaveKind, InterleaveResult, OpenIdleResult, Round } from './load-protocol.js';
+import type { ServerProcess } from './server-process.js';
+
+export const SCENARIO_NAMES = ['echo_64', 'echo_1k', 'latency_half_load', 'idle_memory', 'churn', 'metrics_scrape'] as const;
+export type ScenarioName = (typeof SCENARIO_NAMES)[number];
 
 export interface Settings {
+  /** Rounds of the interleaved scenarios (every server once per round). */
   readonly rounds: number;
-  /** Tries at a scenario whose measurement is not valid (server not saturated, machine busy). */
-  readonly attempts: number;
-  readonly echo: { readonly connections: number; readonly inflight: number; readonly warmupMs: number; readonly measureMs: number };
-  readonly latency: { readonly connections: number; readonly warmupMs: number; readonly measureMs: number; readonly payloadBytes: number };
-  readonly churn: { readonly concurrency: number; readonly warmupMs: number; readonly measureMs: number };
+  /** Rounds of the idle-memory and scrape scenario. */
+  readonly idleRounds: number;
+  /** Load before each window, so the window sees a server already at it. */
+  readonly warmupMs: number;
+  /** After the last round, how long servers' deferred work (batched exports) is still counted. */
+  readonly settleMs: number;
+  readonly echo: { readonly connections: number; readonly inflight: number; readonly measureMs: number };
+  readonly latency: { readonly connections: number; readonly payloadBytes: number; readonly measureMs: number };
+  readonly churn: { readonly concurrency: number; readonly measureMs: number };
   readonly idle: { readonly connections: number; readonly concurrency: number; readonly settleMs: number; readonly scrapes: number };
 }
 
-export interface EchoResult {
-  readonly payloadBytes: number;
-  readonly connections: number;
-  readonly inflight: number;
-  readonly messages: number;
-  readonly seconds: number;
-  readonly msgsPerSecond: number;
-  readonly serverCpuSeconds: number;
-  /** The headline: messages answered per second of server CPU. */
-  readonly msgsPerCpuSecond: number;
-  /** Server CPU-seconds per wall second: near 1 means the server, not the generator, was the limit. */
+/** One round of an interleaved scenario for one server, with what the report reads from it. */
+export interface ScenarioRound extends Round {
+  /** The headline: messages (handshakes) per second of the server's CPU, over the whole round. */
+  readonly perCpuSecond: number;
+  /** Messages (handshakes) per second inside the window. */
+  readonly windowRate: number;
+  /** Server CPU-seconds per second in the window: near 1 means the server was the limit. */
   readonly serverCpuUtilization: number;
   readonly generatorCpuUtilization: number;
-  /** CPU-seconds other processes on the machine used during the window (a shared machine's noise). */
-  readonly otherCpuSeconds: number;
-  /** Closed loop: send to reply with `inflight` requests outstanding per connection. */
-  readonly latencyUs: Percentiles;
-}
-
-export interface LatencyResult {
-  readonly rate: number;
-  readonly connections: number;
-  readonly payloadBytes: number;
-  readonly sent: number;
-  readonly messages: number;
-  readonly seconds: number;
-  readonly serverCpuUtilization: number;
-  readonly otherCpuSeconds: number;
-  /** Sending stopped because too many requests went unanswered: the server (or a starved generator) fell behind. */
-  readonly overloaded: boolean;
-  readonly latencyUs: Percentiles;
-}
-
-export interface ChurnScenarioResult {
-  readonly concurrency: number;
-  readonly handshakes: number;
-  readonly failures: number;
-  readonly seconds: number;
-  readonly handshakesPerSecond: number;
-  readonly serverCpuSeconds: number;
-  readonly handshakesPerCpuSecond: number;
-  readonly serverCpuUtilization: number;
-  readonly otherCpuSeconds: number;
-  readonly handshakeUs: Percentiles;
+  /** Share of a core other processes used in the window (a shared machine's noise). */
+  readonly otherCpuShare: number;
 }
 
 export interface MemoryResult {
@@ -91,55 +66,17 @@ export interface NotApplicable {
   readonly reason: string;
 }
 
+/** Every round of every scenario for one variant. */
 export interface Scenarios {
-  readonly echo_64: EchoResult;
-  readonly echo_1k: EchoResult;
-  readonly latency_half_load: LatencyResult;
-  readonly idle_memory: MemoryResult;
-  readonly churn: ChurnScenarioResult;
-  readonly metrics_scrape: ScrapeResult | NotApplicable;
+  readonly echo_64: readonly ScenarioRound[];
+  readonly echo_1k: readonly ScenarioRound[];
+  readonly latency_half_load: readonly ScenarioRound[];
+  readonly churn: readonly ScenarioRound[];
+  readonly idle_memory: readonly MemoryResult[];
+  readonly metrics_scrape: readonly (ScrapeResult | NotApplicable)[];
 }
-
-export const SCENARIO_NAMES = ['echo_64', 'echo_1k', 'latency_half_load', 'idle_memory', 'churn', 'metrics_scrape'] as const;
-export type ScenarioName = (typeof SCENARIO_NAMES)[number];
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/** Generous bound for a job: its own length plus time to connect, drain and close. */
-const bound = (ms: number) => ms + 60_000;
-
-/**
- * Runs a windowed job, reading the server's CPU as the generator opens and closes the window,
- * and the whole machine's: what neither the server nor the generator used is other load on a
- * shared machine, which can starve the generator (reported, never subtracted).
- */
-async function windowed<T extends { generatorCpuSeconds: number }>(
-  server: ServerProcess,
-  generator: Generator,
-  job: Parameters<Generator['run']>[0],
-  ms: number,
-): Promise<{ result: T; cpuSeconds: number; otherCpuSeconds: number }> {
-  let start: Promise<number> | undefined;
-  let end: Promise<number> | undefined;
-  let machineStart: number | undefined;
-  let machineEnd: number | undefined;
-  const result = await Promise.race([
-    generator.run<T>(job, bound(ms), (phase) => {
-      if (phase === 'start') {
-        start = server.cpuSeconds();
-        machineStart = machineBusySeconds();
-      } else {
-        end = server.cpuSeconds();
-        machineEnd = machineBusySeconds();
-      }
-    }),
-    server.exited.then((how) => Promise.reject(new Error(`server ${how} during ${job.op}\n${server.tail}`))),
-  ]);
-  if (start === undefined || end === undefined) throw new Error(`${job.op}: the measurement window never opened and closed`);
-  const cpuSeconds = (await end) - (await start);
-  const machine = machineStart === undefined || machineEnd === undefined ? Number.NaN : machineEnd - machineStart;
-  return { result, cpuSeconds, otherCpuSeconds: Math.max(0, machine - cpuSeconds - result.generatorCpuSeconds) };
-}
 
 /** Every variant must answer the same requests with the same replies, or comparing them means nothing. */
 export async function checkConformance(server: ServerProcess, generator: Generator): Promise<void> {
@@ -157,74 +94,62 @@ export async function checkConformance(server: ServerProcess, generator: Generat
   });
 }
 
-export async function echo(server: ServerProcess, generator: Generator, settings: Settings, payloadBytes: number): Promise<EchoResult> {
-  const { connections, inflight, warmupMs, measureMs } = settings.echo;
-  const { result, cpuSeconds, otherCpuSeconds } = await windowed<MessageResult>(
-    server,
-    generator,
-    { op: 'saturate', url: server.wsUrl, connections, inflight, payloadBytes, warmupMs, measureMs },
-    warmupMs + measureMs,
-  );
-  if (result.messages === 0) throw new Error(`echo ${payloadBytes} B: no replies in the window`);
+function derive(round: Round): ScenarioRound {
+  const w = round.window;
   return {
-    payloadBytes,
-    connections,
-    inflight,
-    messages: result.messages,
-    seconds: result.seconds,
-    msgsPerSecond: result.messages / result.seconds,
-    serverCpuSeconds: cpuSeconds,
-    msgsPerCpuSecond: result.messages / cpuSeconds,
-    serverCpuUtilization: cpuSeconds / result.seconds,
-    generatorCpuUtilization: result.generatorCpuSeconds / result.seconds,
-    otherCpuSeconds,
-    latencyUs: result.latencyUs,
+    ...round,
+    perCpuSecond: round.count / round.cpuSeconds,
+    windowRate: w.count / w.seconds,
+    serverCpuUtilization: w.serverCpuSeconds / w.seconds,
+    generatorCpuUtilization: w.generatorCpuSeconds / w.seconds,
+    otherCpuShare: w.otherCpuSeconds / w.seconds,
   };
 }
 
-export async function latency(server: ServerProcess, generator: Generator, settings: Settings, rate: number): Promise<LatencyResult> {
-  const { connections, warmupMs, measureMs, payloadBytes } = settings.latency;
-  const { result, cpuSeconds, otherCpuSeconds } = await windowed<MessageResult>(
-    server,
-    generator,
-    { op: 'rate', url: server.wsUrl, connections, rate, payloadBytes, warmupMs, measureMs },
-    warmupMs + measureMs,
-  );
-  return {
-    rate,
-    connections,
-    payloadBytes,
-    sent: result.sent ?? 0,
-    messages: result.messages,
-    seconds: result.seconds,
-    serverCpuUtilization: cpuSeconds / result.seconds,
-    otherCpuSeconds,
-    overloaded: result.overloaded ?? false,
-    latencyUs: result.latencyUs,
-  };
+export interface InterleaveOptions {
+  readonly kind: InterleaveKind;
+  readonly measureMs: number;
+  readonly connections?: number;
+  readonly inflight?: number;
+  readonly payloadBytes?: number;
+  readonly rate?: number;
+  readonly concurrency?: number;
 }
 
-export async function churn(server: ServerProcess, generator: Generator, settings: Settings): Promise<ChurnScenarioResult> {
-  const { concurrency, warmupMs, measureMs } = settings.churn;
-  const { result, cpuSeconds, otherCpuSeconds } = await windowed<ChurnResult>(
-    server,
-    generator,
-    { op: 'churn', url: server.wsUrl, concurrency, warmupMs, measureMs },
-    warmupMs + measureMs,
-  );
-  if (result.handshakes === 0) throw new Error('churn: no handshake completed in the window');
-  return {
-    concurrency,
-    handshakes: result.handshakes,
-    failures: result.failures,
-    seconds: result.seconds,
-    handshakesPerSecond: result.handshakes / result.seconds,
-    serverCpuSeconds: cpuSeconds,
-    handshakesPerCpuSecond: result.handshakes / cpuSeconds,
-    serverCpuUtilization: cpuSeconds / result.seconds,
-    otherCpuSeconds,
-    handshakeUs: result.handshakeUs,
+/** Runs one interleaved scenario over every server; rounds by variant name. */
+export async function interleaved(
+  servers: ReadonlyMap<string, ServerProcess>,
+  generator: Generator,
+  settings: Settings,
+  options: InterleaveOptions,
+  progress: (text: string) => void,
+): Promise<Map<string, ScenarioRound[]>> {
+  const job: InterleaveJob = {
+    op: 'interleave',
+    kind: options.kind,
+    targets: [...servers].map(([name, server]) => ({ name, url: server.wsUrl, pid: server.pid })),
+    rounds: settings.rounds,
+    warmupMs: settings.warmupMs,
+    measureMs: options.measureMs,
+    settleMs: settings.settleMs,
+    connections: options.connections ?? 0,
+    inflight: options.inflight ?? 0,
+    payloadBytes: options.payloadBytes ?? 64,
+    rate: options.rate ?? 0,
+    concurrency: options.concurrency ?? 0,
   };
+  const budget = servers.size * settings.rounds * (settings.warmupMs + options.measureMs + 6000) + settings.settleMs + 120_000;
+  const exited = [...servers].map(([name, s]) => s.exited.then((how) => Promise.reject(new Error(`server ${name} ${how} during ${options.kind}\n${s.tail}`))));
+  const result = await Promise.race([generator.run<InterleaveResult>(job, budget, progress), ...exited]);
+  const out = new Map<string, ScenarioRound[]>();
+  for (const name of servers.keys()) {
+    const rounds = result[name] ?? [];
+    if (rounds.length !== settings.rounds || rounds.some((r) => r.count === 0 || r.window.count === 0)) {
+      throw new Error(`${options.kind}: server ${name} answered nothing in some round`);
+    }
+    out.set(name, rounds.map(derive));
+  }
+  return out;
 }
 
 function get(url: string): Promise<{ status: number; body: string }> {
@@ -239,6 +164,13 @@ function get(url: string): Promise<{ status: number; body: string }> {
     req.on('error', reject);
     req.end();
   });
+}
+
+/** total_messages_total as the server's /metrics reports it. */
+export async function messagesHandled(server: ServerProcess): Promise<number | undefined> {
+  const { status, body } = await get(`${server.baseUrl}/metrics`);
+  const match = /^total_messages_total (\S+)/m.exec(body);
+  return status === 200 && match !== null ? Number(match[1]) : undefined;
 }
 
 async function scrapeAll(server: ServerProcess, connections: number, scrapes: number): Promise<ScrapeResult> {
@@ -257,6 +189,7 @@ async function scrapeAll(server: ServerProcess, connections: number, scrapes: nu
     }
     bytes = Buffer.byteLength(body);
   }
+  // The probe's process.cpuUsage(): microseconds, where a few milliseconds per scrape need them.
   const cpuAfter = (await server.sample(false)).cpuSeconds;
   times.sort((a, b) => a - b);
   return {
@@ -270,14 +203,7 @@ async function scrapeAll(server: ServerProcess, connections: number, scrapes: nu
   };
 }
 
-/** total_messages_total as the server's /metrics reports it. */
-export async function messagesHandled(server: ServerProcess): Promise<number | undefined> {
-  const { status, body } = await get(`${server.baseUrl}/metrics`);
-  const match = /^total_messages_total (\S+)/m.exec(body);
-  return status === 200 && match !== null ? Number(match[1]) : undefined;
-}
-
-/** Idle memory per connection at `connections` open, then /metrics scrapes while they stay open. */
+/** Idle memory per connection with `connections` open, then /metrics scrapes while they stay open. */
 export async function idleAndScrape(
   server: ServerProcess,
   generator: Generator,
@@ -286,17 +212,14 @@ export async function idleAndScrape(
 ): Promise<{ memory: MemoryResult; scrape: ScrapeResult | NotApplicable }> {
   const { connections, concurrency, settleMs, scrapes } = settings.idle;
   const before = await server.sample(true);
-  const opened = await generator.run<OpenIdleResult>(
-    { op: 'open-idle', url: server.wsUrl, count: connections, concurrency },
-    bound(connections * 20),
-  );
+  const opened = await generator.run<OpenIdleResult>({ op: 'open-idle', url: server.wsUrl, count: connections, concurrency }, connections * 20 + 60_000);
   if (opened.open !== connections) throw new Error(`idle: ${opened.open} of ${connections} connections open`);
   // Let the handshakes' logs, spans and timers settle before the heap is read.
   await sleep(settleMs);
   const after = await server.sample(true);
   const scrape: ScrapeResult | NotApplicable =
     noMetrics === undefined ? await scrapeAll(server, connections, scrapes) : { applicable: false, reason: noMetrics };
-  await generator.run({ op: 'close-idle' }, bound(connections * 10));
+  await generator.run({ op: 'close-idle' }, connections * 10 + 60_000);
   return {
     memory: {
       connections,

@@ -1,54 +1,17 @@
 /**
  * A server under test in its own process: started with `--expose-gc` and the probe, its port
  * read from its first "listening" log line, its stdout drained the way a log collector would
- * (read and dropped). Its CPU time comes from its own accounting: /proc/<pid>/stat (utime +
- * stime, every thread, read without touching the process), else the probe's process.cpuUsage().
+ * (read and dropped). Its CPU time comes from its own accounting, /proc/<pid>/stat (proc.ts).
  */
-import { execFileSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { spawnNode, stopChild } from './children.js';
+import { processCpuSeconds } from './proc.js';
 import type { ProbeReply, ProbeRequest } from './probe-protocol.js';
 
 const PROBE = pathToFileURL(new URL('./probe.js', import.meta.url).pathname).href;
 const STARTUP_MS = 20_000;
 const TAIL_BYTES = 4096;
-
-function clockTicks(): number {
-  try {
-    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-}
-const TICKS_PER_SECOND = clockTicks();
-
-/** utime + stime of the whole process (all threads), seconds; undefined without procfs. */
-function procCpuSeconds(pid: number): number | undefined {
-  let stat: string;
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return undefined;
-  }
-  // Fields after the parenthesised command name, which may itself hold spaces: state is [0].
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
-}
-
-/** CPU time every process on the machine spent, seconds; undefined without procfs. */
-export function machineBusySeconds(): number | undefined {
-  let stat: string;
-  try {
-    stat = readFileSync('/proc/stat', 'utf8');
-  } catch {
-    return undefined;
-  }
-  // cpu  user nice system idle iowait irq softirq steal …: everything but idle and iowait.
-  const [user, nice, system, , , irq, softirq, steal] = stat.slice(0, stat.indexOf('\n')).trim().split(/\s+/).slice(1).map(Number);
-  return (user + nice + system + irq + softirq + steal) / TICKS_PER_SECOND;
-}
 
 export interface ServerSpec {
   /** Script to run with node: dist/bench/bare-server.js or dist/src/main.js. */
@@ -163,8 +126,8 @@ export class ServerProcess {
   }
 
   /** The server's CPU seconds since it started (all threads). */
-  async cpuSeconds(): Promise<number> {
-    return procCpuSeconds(this.pid) ?? (await this.sample(false)).cpuSeconds;
+  cpuSeconds(): number {
+    return processCpuSeconds(this.pid);
   }
 
   /** Memory and CPU as the server's own process reports them, after a full GC when `gc`. */

@@ -1,6 +1,6 @@
 /** IPC between the orchestrator and the OTLP sink. */
 
-/** Per signal path (`traces`, `metrics`, `logs`): export requests, body bytes, and items (spans, log records, metrics). */
+/** Per variant and signal (`D/traces`, `D/metrics`, `D/logs`): export requests, body bytes, items (spans, log records, metrics). */
 export type SinkCounts = Record<string, { requests: number; bytes: number; items: number }>;
 
 export type SinkRequest = { readonly op: 'counts'; readonly id: number } | { readonly op: 'reset'; readonly id: number };

@@ -2,8 +2,8 @@
  * The OTLP sink for variants D and E: accepts every OTLP/HTTP export on 127.0.0.1, reads and
  * drops the body, and answers 200 with an empty body of the request's content type (an empty
  * protobuf message is a valid Export*ServiceResponse; `{}` for JSON). Counts requests, bytes and
- * items (spans, log records, metrics) per signal, so the report can show the exports happened
- * and that no span was dropped on the way. Runs in its own process.
+ * items (spans, log records, metrics) per variant and signal (`D/traces`), so the report can
+ * show the exports happened and whether spans were dropped on the way. Runs in its own process.
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -13,7 +13,9 @@ import type { SinkCounts, SinkRequest } from './sink-protocol.js';
 const counts: SinkCounts = {};
 
 const server = createServer((req, res) => {
-  const signal = (req.url ?? '/').replace(/^\/v1\//, '').replace(/\?.*$/, '') || 'unknown';
+  // Each exporting variant gets its own endpoint path (http://…/D): its exports arrive as /D/v1/traces.
+  const path = (req.url ?? '/').replace(/\?.*$/, '');
+  const signal = path.replace(/^\/([^/]+)\/v1\//, '$1/') || 'unknown';
   const entry = (counts[signal] ??= { requests: 0, bytes: 0, items: 0 });
   entry.requests++;
   const chunks: Buffer[] = [];
