@@ -7,6 +7,10 @@
  * start of its next one (after the last round, to the end of a settle period): every message it
  * answered and every CPU-second it spent, deferred work such as batched exports included, lands
  * in exactly one round.
+ *
+ * With `pairWith`, each other server is loaded at the same time as that one (both pinned to the
+ * same core): the two are measured in the same window, so they meet the same machine, and a
+ * round is that window alone.
  */
 import type { Percentiles } from './stats.js';
 
@@ -37,6 +41,8 @@ export interface InterleaveJob {
   readonly rate: number;
   /** churn: connections opened and closed at once, each one after the other. */
   readonly concurrency: number;
+  /** Load every other target at the same time as this one, in turn (see above). */
+  readonly pairWith?: string;
 }
 
 export interface OpenIdleJob {
@@ -83,6 +89,8 @@ export interface Window {
 
 export interface Round {
   readonly round: number;
+  /** With pairWith: the server loaded at the same time. */
+  readonly partner?: string;
   /** Replies or handshakes from this round's window start to the next's. */
   readonly count: number;
   /** The server's CPU over the same interval. */

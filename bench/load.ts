@@ -35,7 +35,7 @@ const CLIENT_OPTIONS: WebSocket.ClientOptions = {
 };
 const SEND_TEXT = { binary: false } as const;
 /** Latency samples kept per window; beyond it only counts go on. */
-const SAMPLE_CAPACITY = 1 << 22;
+const SAMPLE_CAPACITY = 1 << 20;
 /** Open loop: if this many requests await replies, the server is not keeping up; stop sending rather than queue forever. */
 const MAX_OUTSTANDING = 200_000;
 
@@ -75,7 +75,7 @@ class SendTimes {
   }
 }
 
-/** What the one server being measured does inside its window; shared, as one is measured at a time. */
+/** What one server does inside its window. */
 class WindowStats {
   measuring = false;
   count = 0;
@@ -105,11 +105,10 @@ class WindowStats {
   }
 }
 
-const stats = new WindowStats();
-
 /** Drives load at one server: started and stopped once per slice; `count` never resets. */
 interface Driver {
   count: number;
+  readonly stats: WindowStats;
   start(): void;
   /** Stops the load and waits for what is in flight. */
   stop(): Promise<void>;
@@ -197,8 +196,10 @@ async function saturateDriver(job: InterleaveJob, target: Target): Promise<Drive
   const sockets = await connectMany(target.url, job.connections, 64);
   let active = false;
   const conns = sockets.map((ws, i) => ({ ws, frame: echoFrame(i, job.payloadBytes), times: new SendTimes() }));
+  const stats = new WindowStats();
   const driver: Driver = {
     count: 0,
+    stats,
     start() {
       active = true;
       for (const { ws, frame, times } of conns) {
@@ -233,8 +234,10 @@ async function rateDriver(job: InterleaveJob, target: Target): Promise<Driver> {
   const sockets = await connectMany(target.url, job.connections, 64);
   const conns = sockets.map((ws, i) => ({ ws, frame: echoFrame(i, job.payloadBytes), times: new SendTimes() }));
   let ticking: { stop: () => void } | undefined;
+  const stats = new WindowStats();
   const driver: Driver = {
     count: 0,
+    stats,
     start() {
       const began = performance.now();
       let sent = 0;
@@ -279,6 +282,7 @@ async function rateDriver(job: InterleaveJob, target: Target): Promise<Driver> {
 /** Handshake churn: `concurrency` workers each open a connection, close it with 1000, repeat. */
 function churnDriver(job: InterleaveJob, target: Target): Driver {
   let running = false;
+  const stats = new WindowStats();
   let workers: Promise<void[]> = Promise.resolve([]);
   const once = (): Promise<void> =>
     new Promise((resolve) => {
@@ -296,6 +300,7 @@ function churnDriver(job: InterleaveJob, target: Target): Driver {
     });
   const driver: Driver = {
     count: 0,
+    stats,
     start() {
       running = true;
       const worker = async (): Promise<void> => {
@@ -312,6 +317,40 @@ function churnDriver(job: InterleaveJob, target: Target): Driver {
   return driver;
 }
 
+/** Opens the windows of `targets` together, waits `ms`, closes them: what each server did meanwhile. */
+async function measure(targets: readonly Target[], drivers: readonly Driver[], ms: number): Promise<{ cpu: number[]; windows: Window[] }> {
+  const cpu = targets.map((t) => processCpuSeconds(t.pid));
+  const machine = machineBusySeconds();
+  const generator = process.cpuUsage();
+  const startUs = monotonicUs();
+  const started = performance.now();
+  for (const d of drivers) d.stats.begin();
+  await sleep(ms);
+  const latencies = drivers.map((d) => d.stats.end());
+  const seconds = (performance.now() - started) / 1000;
+  const endUs = monotonicUs();
+  const serverCpu = targets.map((t, i) => processCpuSeconds(t.pid) - cpu[i]);
+  const used = process.cpuUsage(generator);
+  const generatorCpuSeconds = (used.user + used.system) / 1e6;
+  const otherCpuSeconds = Math.max(0, machineBusySeconds() - machine - serverCpu.reduce((a, b) => a + b, 0) - generatorCpuSeconds);
+  const windows = drivers.map(
+    (d, i): Window => ({
+      seconds,
+      count: d.stats.count,
+      serverCpuSeconds: serverCpu[i],
+      generatorCpuSeconds,
+      otherCpuSeconds,
+      latencyUs: latencies[i],
+      sent: d.stats.sent,
+      overloaded: d.stats.overloaded,
+      failures: d.stats.failures,
+      startUs,
+      endUs,
+    }),
+  );
+  return { cpu, windows };
+}
+
 async function interleave(job: InterleaveJob, id: number): Promise<InterleaveResult> {
   const drivers: Driver[] = [];
   try {
@@ -319,60 +358,58 @@ async function interleave(job: InterleaveJob, id: number): Promise<InterleaveRes
       drivers.push(job.kind === 'saturate' ? await saturateDriver(job, target) : job.kind === 'rate' ? await rateDriver(job, target) : churnDriver(job, target));
     }
     const rounds: InterleaveResult = {};
+    const push = (name: string, round: Round): void => {
+      (rounds[name] ??= []).push(round);
+    };
+    const say = (text: string): void => emit({ kind: 'progress', id, text });
+    const rate = (w: Window): string => `${(w.count / w.seconds) | 0}/s, server CPU ${((w.serverCpuSeconds / w.seconds) * 100).toFixed(0)}%`;
+
+    if (job.pairWith !== undefined) {
+      const ref = job.targets.findIndex((t) => t.name === job.pairWith);
+      if (ref === -1) throw new Error(`pairWith ${job.pairWith}: no such target`);
+      for (let r = 1; r <= job.rounds; r++) {
+        for (const [i, target] of job.targets.entries()) {
+          if (i === ref) continue;
+          const pair = [job.targets[ref], target];
+          const pairDrivers = [drivers[ref], drivers[i]];
+          for (const d of pairDrivers) d.start();
+          await sleep(job.warmupMs);
+          const { windows } = await measure(pair, pairDrivers, job.measureMs);
+          await Promise.all(pairDrivers.map((d) => d.stop()));
+          const [wr, wt] = windows;
+          push(pair[0].name, { round: r, partner: target.name, count: wr.count, cpuSeconds: wr.serverCpuSeconds, window: wr });
+          push(target.name, { round: r, partner: pair[0].name, count: wt.count, cpuSeconds: wt.serverCpuSeconds, window: wt });
+          say(`${job.kind} beside ${pair[0].name}, round ${r}/${job.rounds}: ${target.name} ${rate(wt)}; ${pair[0].name} ${rate(wr)}`);
+        }
+      }
+      return rounds;
+    }
+
     // Where each server's current round began: its count and CPU then, and its window.
     const open = new Map<string, { round: number; count: number; cpu: number; window: Window }>();
-    const close = (target: Target, driver: Driver, cpu: number): void => {
+    const close = (target: Target, count: number, cpu: number): void => {
       const current = open.get(target.name);
-      if (current === undefined) return;
-      const round: Round = { round: current.round, count: driver.count - current.count, cpuSeconds: cpu - current.cpu, window: current.window };
-      (rounds[target.name] ??= []).push(round);
+      if (current !== undefined) push(target.name, { round: current.round, count: count - current.count, cpuSeconds: cpu - current.cpu, window: current.window });
     };
     for (let r = 1; r <= job.rounds; r++) {
       for (const [i, target] of job.targets.entries()) {
         const driver = drivers[i];
         driver.start();
         await sleep(job.warmupMs);
-        const cpu = processCpuSeconds(target.pid);
-        close(target, driver, cpu);
         const count = driver.count;
-        const machine = machineBusySeconds();
-        const generator = process.cpuUsage();
-        const startUs = monotonicUs();
-        const started = performance.now();
-        stats.begin();
-        await sleep(job.measureMs);
-        const latencyUs = stats.end();
-        const seconds = (performance.now() - started) / 1000;
-        const endUs = monotonicUs();
-        const serverCpuSeconds = processCpuSeconds(target.pid) - cpu;
-        const used = process.cpuUsage(generator);
-        const generatorCpuSeconds = (used.user + used.system) / 1e6;
-        const otherCpuSeconds = Math.max(0, machineBusySeconds() - machine - serverCpuSeconds - generatorCpuSeconds);
-        const window: Window = {
-          seconds,
-          count: stats.count,
-          serverCpuSeconds,
-          generatorCpuSeconds,
-          otherCpuSeconds,
-          latencyUs,
-          sent: stats.sent,
-          overloaded: stats.overloaded,
-          failures: stats.failures,
-          startUs,
-          endUs,
-        };
+        const {
+          cpu: [cpu],
+          windows: [window],
+        } = await measure([target], [driver], job.measureMs);
+        close(target, count, cpu);
         open.set(target.name, { round: r, count, cpu, window });
         await driver.stop();
-        emit({
-          kind: 'progress',
-          id,
-          text: `${job.kind} round ${r}/${job.rounds} ${target.name}: ${((window.count / seconds) | 0)}/s in the window, server CPU ${((serverCpuSeconds / seconds) * 100).toFixed(0)}%`,
-        });
+        say(`${job.kind} round ${r}/${job.rounds} ${target.name}: ${rate(window)}`);
       }
     }
     // Work a server defers (a batch of spans exported later) still belongs to its last round.
     await sleep(job.settleMs);
-    for (const [i, target] of job.targets.entries()) close(target, drivers[i], processCpuSeconds(target.pid));
+    for (const [i, target] of job.targets.entries()) close(target, drivers[i].count, processCpuSeconds(target.pid));
     return rounds;
   } finally {
     await Promise.all(drivers.map((d) => d.close()));

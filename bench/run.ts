@@ -5,7 +5,7 @@
  * after round. The table goes to stdout, progress to stderr, the full results to
  * bench/results/latest.json (and .md).
  *
- *   node dist/bench/run.js                 full run (10 rounds, about 10 minutes on 2 cores)
+ *   node dist/bench/run.js                 full run, about 11 minutes on 2 cores
  *   node dist/bench/run.js --tiny          seconds: proves the harness works, measures nothing
  *   node dist/bench/run.js --rounds 5 --variants A,C,D --only echo_64 --out /tmp/r.json
  *   node dist/bench/run.js --profile C,D   --cpu-prof of each server at 64 B saturation
@@ -25,6 +25,7 @@ import {
   interleaved,
   messagesHandled,
   SCENARIO_NAMES,
+  type EchoScenario,
   type InterleaveOptions,
   type ScenarioName,
   type ScenarioRound,
@@ -37,8 +38,7 @@ import { spread } from './stats.js';
 import { VARIANT_NAMES, VARIANTS, type VariantName } from './variants.js';
 
 const FULL: Settings = {
-  rounds: 10,
-  idleRounds: 3,
+  rounds: { alone: 5, besideA: 8, latency: 8, churn: 6, idle: 3 },
   warmupMs: 400,
   settleMs: 6000,
   echo: { connections: 64, inflight: 8, measureMs: 1500 },
@@ -48,8 +48,7 @@ const FULL: Settings = {
 };
 
 const TINY: Settings = {
-  rounds: 2,
-  idleRounds: 1,
+  rounds: { alone: 2, besideA: 2, latency: 2, churn: 2, idle: 1 },
   warmupMs: 100,
   settleMs: 200,
   echo: { connections: 8, inflight: 4, measureMs: 200 },
@@ -106,6 +105,11 @@ function variantList(raw: string | undefined): VariantName[] {
   return VARIANT_NAMES.filter((v) => names.includes(v));
 }
 
+/** --rounds N: N rounds of everything (idle memory gets fewer: it is stable and slow). */
+function scaleRounds(base: Settings['rounds'], n: number): Settings['rounds'] {
+  return { alone: n, besideA: n, latency: n, churn: n, idle: Math.min(base.idle, n) };
+}
+
 function scenarioList(raw: string | undefined): Set<ScenarioName> {
   if (raw === undefined) return new Set(SCENARIO_NAMES);
   const names = raw.split(',').map((s) => s.trim());
@@ -154,7 +158,7 @@ async function main(): Promise<void> {
   }
   const settings: Settings = {
     ...base,
-    rounds: values.rounds === undefined ? base.rounds : Math.max(1, Number(values.rounds)),
+    rounds: values.rounds === undefined ? base.rounds : scaleRounds(base.rounds, Math.max(1, Number(values.rounds))),
     idle: { ...base.idle, connections: idleConnections },
   };
   const names = variantList(values.variants);
@@ -165,7 +169,7 @@ async function main(): Promise<void> {
   }
   if (pinning === null) warnings.push('no taskset or a single core: servers and load share the CPU');
   for (const w of warnings) progress(`warning: ${w}`);
-  progress(`${machine.cores} cores, ${machine.cpuModel}, Node ${machine.node}; ${settings.rounds} rounds of ${names.join(' ')}`);
+  progress(`${machine.cores} cores, ${machine.cpuModel}, Node ${machine.node}; variants ${names.join(' ')}`);
 
   const quiet = { ms: values.tiny ? 0 : 180_000 };
   const sink = await Sink.start(pinning?.load);
@@ -182,31 +186,52 @@ async function main(): Promise<void> {
     const scenarios = new Map<VariantName, { -readonly [K in keyof Scenarios]?: Scenarios[K] }>(names.map((n) => [n, {}]));
 
     if (only.has('idle_memory') || only.has('metrics_scrape')) {
-      for (let round = 1; round <= settings.idleRounds; round++) {
+      for (let round = 1; round <= settings.rounds.idle; round++) {
         for (const name of names) {
           await waitForQuiet(quiet);
           const { memory, scrape } = await idleAndScrape(servers.get(name)!, generator, settings, VARIANTS[name].noMetrics);
           const s = scenarios.get(name)!;
           if (only.has('idle_memory')) s.idle_memory = [...(s.idle_memory ?? []), memory];
           if (only.has('metrics_scrape')) s.metrics_scrape = [...(s.metrics_scrape ?? []), scrape];
-          progress(`idle round ${round}/${settings.idleRounds} ${name}: ${(memory.rssBytesPerConnection / 1024).toFixed(2)} KiB RSS per connection`);
+          progress(`idle round ${round}/${settings.rounds.idle} ${name}: ${(memory.rssBytesPerConnection / 1024).toFixed(2)} KiB RSS per connection`);
         }
       }
     }
-    const run = async (scenario: 'echo_64' | 'echo_1k' | 'latency_half_load' | 'churn', options: InterleaveOptions): Promise<void> => {
+    const run = async (scenario: 'latency_half_load' | 'churn', options: InterleaveOptions): Promise<void> => {
       if (!only.has(scenario)) return;
       await waitForQuiet(quiet);
-      progress(`${scenario}: ${settings.rounds} rounds of ${names.join(' ')}`);
+      progress(`${scenario}: ${options.rounds} rounds of ${names.join(' ')}`);
       const rounds = await interleaved(servers, generator, settings, options, (text) => progress(`  ${text}`));
       for (const [name, r] of rounds) scenarios.get(name as VariantName)![scenario] = r;
     };
+    const runEcho = async (scenario: 'echo_64' | 'echo_1k', payloadBytes: number): Promise<void> => {
+      if (!only.has(scenario)) return;
+      const options = { kind: 'saturate', measureMs: echo.measureMs, connections: echo.connections, inflight: echo.inflight, payloadBytes } as const;
+      await waitForQuiet(quiet);
+      progress(`${scenario}: ${settings.rounds.alone} rounds of ${names.join(' ')}, each alone`);
+      const alone = await interleaved(servers, generator, settings, { ...options, rounds: settings.rounds.alone }, (text) => progress(`  ${text}`));
+      let besideA = new Map<string, ScenarioRound[]>();
+      if (servers.has('A') && servers.size > 1) {
+        await waitForQuiet(quiet);
+        progress(`${scenario}: ${settings.rounds.besideA} rounds of each variant beside A`);
+        besideA = await interleaved(servers, generator, settings, { ...options, rounds: settings.rounds.besideA, pairWith: 'A' }, (text) => progress(`  ${text}`));
+      }
+      for (const [name, r] of alone) scenarios.get(name as VariantName)![scenario] = { alone: r, besideA: besideA.get(name) ?? [] };
+    };
     const { echo, latency, churn } = settings;
-    await run('churn', { kind: 'churn', measureMs: churn.measureMs, concurrency: churn.concurrency });
-    await run('echo_64', { kind: 'saturate', measureMs: echo.measureMs, connections: echo.connections, inflight: echo.inflight, payloadBytes: 64 });
+    await run('churn', { kind: 'churn', rounds: settings.rounds.churn, measureMs: churn.measureMs, concurrency: churn.concurrency });
+    await runEcho('echo_64', 64);
     // Half of A's saturation, fixed for every variant and round.
-    rate ??= Math.round(spread(scenarios.get('A')?.echo_64?.map((r) => r.windowRate) ?? []).median / 2);
-    await run('latency_half_load', { kind: 'rate', measureMs: latency.measureMs, connections: latency.connections, payloadBytes: latency.payloadBytes, rate });
-    await run('echo_1k', { kind: 'saturate', measureMs: echo.measureMs, connections: echo.connections, inflight: echo.inflight, payloadBytes: 1024 });
+    rate ??= Math.round(spread(scenarios.get('A')?.echo_64?.alone.map((r) => r.windowRate) ?? []).median / 2);
+    await run('latency_half_load', {
+      kind: 'rate',
+      rounds: settings.rounds.latency,
+      measureMs: latency.measureMs,
+      connections: latency.connections,
+      payloadBytes: latency.payloadBytes,
+      rate,
+    });
+    await runEcho('echo_1k', 1024);
 
     const counts = await sink.counts();
     for (const name of names) {
@@ -234,8 +259,9 @@ async function main(): Promise<void> {
   }
 
   for (const v of results) {
-    for (const [scenario, rounds] of Object.entries(v.scenarios)) {
-      for (const [i, r] of (rounds as readonly Partial<ScenarioRound>[]).entries()) {
+    for (const [scenario, value] of Object.entries(v.scenarios)) {
+      const all = Array.isArray(value) ? (value as Partial<ScenarioRound>[]) : [...(value as EchoScenario).alone];
+      for (const [i, r] of all.entries()) {
         if (r.otherCpuShare !== undefined && r.otherCpuShare > 0.25) {
           warnings.push(`${v.name} ${scenario} round ${i + 1}: other processes used ${(r.otherCpuShare * 100).toFixed(0)}% of a core`);
         }
@@ -266,7 +292,7 @@ async function main(): Promise<void> {
     warnings,
     summary,
   };
-  const report = { summary, machine, rounds: settings.rounds, durationSeconds };
+  const report = { summary, machine, settings, durationSeconds };
   process.stdout.write(textReport(report));
   const out = resolve(values.out ?? resolve(resultsDir, 'latest.json'));
   mkdirSync(dirname(out), { recursive: true });

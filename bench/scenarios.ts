@@ -13,10 +13,16 @@ export const SCENARIO_NAMES = ['echo_64', 'echo_1k', 'latency_half_load', 'idle_
 export type ScenarioName = (typeof SCENARIO_NAMES)[number];
 
 export interface Settings {
-  /** Rounds of the interleaved scenarios (every server once per round). */
-  readonly rounds: number;
-  /** Rounds of the idle-memory and scrape scenario. */
-  readonly idleRounds: number;
+  readonly rounds: {
+    /** Echo, each server alone on the core, in turn. */
+    readonly alone: number;
+    /** Echo, each variant at the same time as A (the per-message CPU comparison). */
+    readonly besideA: number;
+    readonly latency: number;
+    readonly churn: number;
+    /** Idle memory and /metrics scrapes. */
+    readonly idle: number;
+  };
   /** Load before each window, so the window sees a server already at it. */
   readonly warmupMs: number;
   /** After the last round, how long servers' deferred work (batched exports) is still counted. */
@@ -66,10 +72,22 @@ export interface NotApplicable {
   readonly reason: string;
 }
 
+/** Echo at saturation, measured two ways. */
+export interface EchoScenario {
+  /** Each server alone on its core, in turn: msgs/s, utilisation, latency at saturation. */
+  readonly alone: readonly ScenarioRound[];
+  /**
+   * Each variant loaded at the same time as A, both on the same core, measured in the same
+   * window: the CPU per message of the two under the very same machine. A has one entry per
+   * partner and round; a variant's entries pair with A's of the same round and partner.
+   */
+  readonly besideA: readonly ScenarioRound[];
+}
+
 /** Every round of every scenario for one variant. */
 export interface Scenarios {
-  readonly echo_64: readonly ScenarioRound[];
-  readonly echo_1k: readonly ScenarioRound[];
+  readonly echo_64: EchoScenario;
+  readonly echo_1k: EchoScenario;
   readonly latency_half_load: readonly ScenarioRound[];
   readonly churn: readonly ScenarioRound[];
   readonly idle_memory: readonly MemoryResult[];
@@ -108,6 +126,9 @@ function derive(round: Round): ScenarioRound {
 
 export interface InterleaveOptions {
   readonly kind: InterleaveKind;
+  readonly rounds: number;
+  /** Load each other server at the same time as this one. */
+  readonly pairWith?: string;
   readonly measureMs: number;
   readonly connections?: number;
   readonly inflight?: number;
@@ -128,7 +149,7 @@ export async function interleaved(
     op: 'interleave',
     kind: options.kind,
     targets: [...servers].map(([name, server]) => ({ name, url: server.wsUrl, pid: server.pid })),
-    rounds: settings.rounds,
+    rounds: options.rounds,
     warmupMs: settings.warmupMs,
     measureMs: options.measureMs,
     settleMs: settings.settleMs,
@@ -137,14 +158,17 @@ export async function interleaved(
     payloadBytes: options.payloadBytes ?? 64,
     rate: options.rate ?? 0,
     concurrency: options.concurrency ?? 0,
+    ...(options.pairWith === undefined ? {} : { pairWith: options.pairWith }),
   };
-  const budget = servers.size * settings.rounds * (settings.warmupMs + options.measureMs + 6000) + settings.settleMs + 120_000;
+  const budget = servers.size * options.rounds * (settings.warmupMs + options.measureMs + 6000) + settings.settleMs + 120_000;
   const exited = [...servers].map(([name, s]) => s.exited.then((how) => Promise.reject(new Error(`server ${name} ${how} during ${options.kind}\n${s.tail}`))));
   const result = await Promise.race([generator.run<InterleaveResult>(job, budget, progress), ...exited]);
   const out = new Map<string, ScenarioRound[]>();
+  const pairs = options.pairWith === undefined ? 1 : servers.size - 1;
   for (const name of servers.keys()) {
     const rounds = result[name] ?? [];
-    if (rounds.length !== settings.rounds || rounds.some((r) => r.count === 0 || r.window.count === 0)) {
+    const expected = options.rounds * (name === options.pairWith ? pairs : 1);
+    if (rounds.length !== expected || rounds.some((r) => r.count === 0 || r.window.count === 0)) {
       throw new Error(`${options.kind}: server ${name} answered nothing in some round`);
     }
     out.set(name, rounds.map(derive));
