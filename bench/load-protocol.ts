@@ -1,16 +1,9 @@
 /**
  * What the orchestrator asks of the load generator over the IPC channel, and what it answers.
  *
- * The measuring job is `interleave`: the generator takes every server in turn, round after
- * round, and reads each server's CPU accounting (/proc/<pid>/stat) itself, at the instants its
- * windows open and close. A round of a server is accounted from the start of its window to the
- * start of its next one (after the last round, to the end of a settle period): every message it
- * answered and every CPU-second it spent, deferred work such as batched exports included, lands
- * in exactly one round.
- *
- * With `pairWith`, each other server is loaded at the same time as that one (both pinned to the
- * same core): the two are measured in the same window, so they meet the same machine, and a
- * round is that window alone.
+ * The measuring job is `interleave`: the generator alternates the load between the servers in
+ * short slices and reads each server's CPU accounting (/proc/<pid>/stat) itself at the edges
+ * of each round (load.ts says why).
  */
 import type { Percentiles } from './stats.js';
 
@@ -27,9 +20,12 @@ export interface InterleaveJob {
   readonly kind: InterleaveKind;
   readonly targets: readonly Target[];
   readonly rounds: number;
-  /** Load before each window opens, so the window sees a server already at it. */
-  readonly warmupMs: number;
-  readonly measureMs: number;
+  /** How long each server has the load at a time. */
+  readonly sliceMs: number;
+  /** Slices per server per round. */
+  readonly cycles: number;
+  /** Cycles of load before the first round, not measured. */
+  readonly warmupCycles: number;
   /** After the last round, how long each server's CPU is still counted (its deferred work). */
   readonly settleMs: number;
   /** saturate, rate: connections per server, opened once. */
@@ -41,8 +37,6 @@ export interface InterleaveJob {
   readonly rate: number;
   /** churn: connections opened and closed at once, each one after the other. */
   readonly concurrency: number;
-  /** Load every other target at the same time as this one, in turn (see above). */
-  readonly pairWith?: string;
 }
 
 export interface OpenIdleJob {
@@ -65,8 +59,9 @@ export interface ConformanceJob {
 export type Job = InterleaveJob | OpenIdleJob | CloseIdleJob | ConformanceJob;
 export type JobRequest = Job & { readonly id: number };
 
-/** One server's window of one round: what happened while it was measured. */
+/** One server's share of one round: what happened while it had the load. */
 export interface Window {
+  /** Time this server had the load in the round (its slices). */
   readonly seconds: number;
   /** Replies (saturate, rate) or completed handshakes (churn) inside the window. */
   readonly count: number;
@@ -82,18 +77,16 @@ export interface Window {
   readonly overloaded: boolean;
   /** churn: connections that failed. */
   readonly failures: number;
-  /** CLOCK_MONOTONIC, µs (the clock of V8's CPU profiles). */
+  /** The round's edges, CLOCK_MONOTONIC, µs (the clock of V8's CPU profiles). */
   readonly startUs: number;
   readonly endUs: number;
 }
 
 export interface Round {
   readonly round: number;
-  /** With pairWith: the server loaded at the same time. */
-  readonly partner?: string;
-  /** Replies or handshakes from this round's window start to the next's. */
+  /** Replies or handshakes in the round. */
   readonly count: number;
-  /** The server's CPU over the same interval. */
+  /** The server's CPU in the round (the last round also through the settle period). */
   readonly cpuSeconds: number;
   readonly window: Window;
 }

@@ -20,7 +20,6 @@ import type {
   JobRequest,
   OpenIdleJob,
   OpenIdleResult,
-  Round,
   Target,
   Window,
 } from './load-protocol.js';
@@ -110,6 +109,8 @@ interface Driver {
   count: number;
   readonly stats: WindowStats;
   start(): void;
+  /** Stops adding load; what is in flight finishes on its own. */
+  pause(): void;
   /** Stops the load and waits for what is in flight. */
   stop(): Promise<void>;
   close(): Promise<void>;
@@ -209,6 +210,9 @@ async function saturateDriver(job: InterleaveJob, target: Target): Promise<Drive
         }
       }
     },
+    pause() {
+      active = false;
+    },
     async stop() {
       active = false;
       await drain(conns.map((c) => c.times), 5000);
@@ -262,6 +266,9 @@ async function rateDriver(job: InterleaveJob, target: Target): Promise<Driver> {
         if (stats.measuring) stats.sent += due;
       });
     },
+    pause() {
+      ticking?.stop();
+    },
     async stop() {
       ticking?.stop();
       await drain(conns.map((c) => c.times), 5000);
@@ -282,6 +289,8 @@ async function rateDriver(job: InterleaveJob, target: Target): Promise<Driver> {
 /** Handshake churn: `concurrency` workers each open a connection, close it with 1000, repeat. */
 function churnDriver(job: InterleaveJob, target: Target): Driver {
   let running = false;
+  // Workers of an earlier slice may still be finishing a handshake when the next slice starts.
+  let generation = 0;
   const stats = new WindowStats();
   let workers: Promise<void[]> = Promise.resolve([]);
   const once = (): Promise<void> =>
@@ -303,10 +312,14 @@ function churnDriver(job: InterleaveJob, target: Target): Driver {
     stats,
     start() {
       running = true;
+      const mine = ++generation;
       const worker = async (): Promise<void> => {
-        while (running) await once();
+        while (running && generation === mine) await once();
       };
       workers = Promise.all(Array.from({ length: job.concurrency }, worker));
+    },
+    pause() {
+      running = false;
     },
     async stop() {
       running = false;
@@ -317,40 +330,13 @@ function churnDriver(job: InterleaveJob, target: Target): Driver {
   return driver;
 }
 
-/** Opens the windows of `targets` together, waits `ms`, closes them: what each server did meanwhile. */
-async function measure(targets: readonly Target[], drivers: readonly Driver[], ms: number): Promise<{ cpu: number[]; windows: Window[] }> {
-  const cpu = targets.map((t) => processCpuSeconds(t.pid));
-  const machine = machineBusySeconds();
-  const generator = process.cpuUsage();
-  const startUs = monotonicUs();
-  const started = performance.now();
-  for (const d of drivers) d.stats.begin();
-  await sleep(ms);
-  const latencies = drivers.map((d) => d.stats.end());
-  const seconds = (performance.now() - started) / 1000;
-  const endUs = monotonicUs();
-  const serverCpu = targets.map((t, i) => processCpuSeconds(t.pid) - cpu[i]);
-  const used = process.cpuUsage(generator);
-  const generatorCpuSeconds = (used.user + used.system) / 1e6;
-  const otherCpuSeconds = Math.max(0, machineBusySeconds() - machine - serverCpu.reduce((a, b) => a + b, 0) - generatorCpuSeconds);
-  const windows = drivers.map(
-    (d, i): Window => ({
-      seconds,
-      count: d.stats.count,
-      serverCpuSeconds: serverCpu[i],
-      generatorCpuSeconds,
-      otherCpuSeconds,
-      latencyUs: latencies[i],
-      sent: d.stats.sent,
-      overloaded: d.stats.overloaded,
-      failures: d.stats.failures,
-      startUs,
-      endUs,
-    }),
-  );
-  return { cpu, windows };
-}
-
+/**
+ * Alternates the load between the servers every `sliceMs`, `cycles` times per round, `rounds`
+ * rounds: each server is alone on its core while loaded, and over a round each has met the
+ * machine in the same moments as the others (its speed changes more slowly than the slices).
+ * A round of a server is everything it did between the round's edges: every reply and every
+ * CPU-second, the tail of its last slice and its deferred work (batched exports) included.
+ */
 async function interleave(job: InterleaveJob, id: number): Promise<InterleaveResult> {
   const drivers: Driver[] = [];
   try {
@@ -358,60 +344,66 @@ async function interleave(job: InterleaveJob, id: number): Promise<InterleaveRes
       drivers.push(job.kind === 'saturate' ? await saturateDriver(job, target) : job.kind === 'rate' ? await rateDriver(job, target) : churnDriver(job, target));
     }
     const rounds: InterleaveResult = {};
-    const push = (name: string, round: Round): void => {
-      (rounds[name] ??= []).push(round);
-    };
-    const say = (text: string): void => emit({ kind: 'progress', id, text });
-    const rate = (w: Window): string => `${(w.count / w.seconds) | 0}/s, server CPU ${((w.serverCpuSeconds / w.seconds) * 100).toFixed(0)}%`;
-
-    if (job.pairWith !== undefined) {
-      const ref = job.targets.findIndex((t) => t.name === job.pairWith);
-      if (ref === -1) throw new Error(`pairWith ${job.pairWith}: no such target`);
-      for (let r = 1; r <= job.rounds; r++) {
-        for (const [i, target] of job.targets.entries()) {
-          if (i === ref) continue;
-          const pair = [job.targets[ref], target];
-          const pairDrivers = [drivers[ref], drivers[i]];
-          for (const d of pairDrivers) d.start();
-          await sleep(job.warmupMs);
-          const { windows } = await measure(pair, pairDrivers, job.measureMs);
-          await Promise.all(pairDrivers.map((d) => d.stop()));
-          const [wr, wt] = windows;
-          push(pair[0].name, { round: r, partner: target.name, count: wr.count, cpuSeconds: wr.serverCpuSeconds, window: wr });
-          push(target.name, { round: r, partner: pair[0].name, count: wt.count, cpuSeconds: wt.serverCpuSeconds, window: wt });
-          say(`${job.kind} beside ${pair[0].name}, round ${r}/${job.rounds}: ${target.name} ${rate(wt)}; ${pair[0].name} ${rate(wr)}`);
+    const slices = async (cycles: number): Promise<void> => {
+      for (let c = 0; c < cycles; c++) {
+        for (const d of drivers) {
+          d.start();
+          await sleep(job.sliceMs);
+          d.pause();
         }
       }
-      return rounds;
-    }
-
-    // Where each server's current round began: its count and CPU then, and its window.
-    const open = new Map<string, { round: number; count: number; cpu: number; window: Window }>();
-    const close = (target: Target, count: number, cpu: number): void => {
-      const current = open.get(target.name);
-      if (current !== undefined) push(target.name, { round: current.round, count: count - current.count, cpuSeconds: cpu - current.cpu, window: current.window });
     };
+    await slices(job.warmupCycles);
     for (let r = 1; r <= job.rounds; r++) {
+      const cpu = job.targets.map((t) => processCpuSeconds(t.pid));
+      const counts = drivers.map((d) => d.count);
+      const machine = machineBusySeconds();
+      const generator = process.cpuUsage();
+      const startUs = monotonicUs();
+      for (const d of drivers) d.stats.begin();
+      await slices(job.cycles);
+      // The last server's in-flight replies belong to this round too.
+      await sleep(job.kind === 'churn' ? 0 : 20);
+      const latencies = drivers.map((d) => d.stats.end());
+      const endUs = monotonicUs();
+      const serverCpu = job.targets.map((t, i) => processCpuSeconds(t.pid) - cpu[i]);
+      const used = process.cpuUsage(generator);
+      const generatorCpuSeconds = (used.user + used.system) / 1e6;
+      const otherCpuSeconds = Math.max(0, machineBusySeconds() - machine - serverCpu.reduce((a, b) => a + b, 0) - generatorCpuSeconds);
+      // Each server had the core for its slices: that is its window.
+      const seconds = (job.cycles * job.sliceMs) / 1000;
+      const share = seconds / ((endUs - startUs) / 1e6);
       for (const [i, target] of job.targets.entries()) {
-        const driver = drivers[i];
-        driver.start();
-        await sleep(job.warmupMs);
-        const count = driver.count;
-        const {
-          cpu: [cpu],
-          windows: [window],
-        } = await measure([target], [driver], job.measureMs);
-        close(target, count, cpu);
-        open.set(target.name, { round: r, count, cpu, window });
-        await driver.stop();
-        say(`${job.kind} round ${r}/${job.rounds} ${target.name}: ${rate(window)}`);
+        const d = drivers[i];
+        const window: Window = {
+          seconds,
+          count: d.count - counts[i],
+          serverCpuSeconds: serverCpu[i],
+          generatorCpuSeconds: generatorCpuSeconds * share,
+          otherCpuSeconds: otherCpuSeconds * share,
+          latencyUs: latencies[i],
+          sent: d.stats.sent,
+          overloaded: d.stats.overloaded,
+          failures: d.stats.failures,
+          startUs,
+          endUs,
+        };
+        (rounds[target.name] ??= []).push({ round: r, count: window.count, cpuSeconds: serverCpu[i], window });
       }
+      const summary = job.targets.map((t, i) => `${t.name} ${Math.round(rounds[t.name][r - 1].count / serverCpu[i])}`).join(' ');
+      emit({ kind: 'progress', id, text: `${job.kind} round ${r}/${job.rounds}, per server CPU-second: ${summary}` });
     }
     // Work a server defers (a batch of spans exported later) still belongs to its last round.
+    const ended = job.targets.map((t) => processCpuSeconds(t.pid));
     await sleep(job.settleMs);
-    for (const [i, target] of job.targets.entries()) close(target, drivers[i].count, processCpuSeconds(target.pid));
+    for (const [i, target] of job.targets.entries()) {
+      const all = rounds[target.name];
+      const last = all[all.length - 1];
+      all[all.length - 1] = { ...last, cpuSeconds: last.cpuSeconds + processCpuSeconds(target.pid) - ended[i] };
+    }
     return rounds;
   } finally {
+    await Promise.all(drivers.map((d) => d.stop()));
     await Promise.all(drivers.map((d) => d.close()));
   }
 }

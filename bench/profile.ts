@@ -130,8 +130,9 @@ async function profileOne(name: VariantName, seconds: number, pinning: Pinning |
         kind: 'saturate',
         targets: [{ name, url: server.wsUrl, pid: server.pid }],
         rounds: 1,
-        warmupMs: 3000,
-        measureMs: seconds * 1000,
+        sliceMs: 1000,
+        cycles: seconds,
+        warmupCycles: 3,
         settleMs: 0,
         connections: 64,
         inflight: 8,
@@ -139,7 +140,7 @@ async function profileOne(name: VariantName, seconds: number, pinning: Pinning |
         rate: 0,
         concurrency: 0,
       },
-      seconds * 1000 + 60_000,
+      (seconds + 3) * 1000 + 60_000,
     );
     const { window } = rounds[name][0];
     await server.stop('SIGTERM', 20_000);

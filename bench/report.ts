@@ -34,28 +34,17 @@ interface MetricDef {
   readonly get: (v: VariantResults) => readonly number[] | undefined;
 }
 
-type Interleaved = 'latency_half_load' | 'churn';
-type Echo = 'echo_64' | 'echo_1k';
+type Interleaved = 'echo_64' | 'echo_1k' | 'latency_half_load' | 'churn';
 
 function metricDefs(settings: Settings, latencyRate: number): MetricDef[] {
   const rounds = (key: Interleaved, f: (r: ScenarioRound) => number) => (v: VariantResults) => v.scenarios[key]?.map(f);
-  const alone = (key: Echo, f: (r: ScenarioRound) => number) => (v: VariantResults) => v.scenarios[key]?.alone.map(f);
-  const echo = (key: Echo, title: string): MetricDef[] => [
-    {
-      key: `${key}.msgs_per_cpu_s`,
-      section: title,
-      label: 'msgs per server CPU-second, beside A',
-      unit: '',
-      digits: 0,
-      get: (v) => v.scenarios[key]?.besideA.map((r) => r.perCpuSecond),
-    },
-    { key: `${key}.alone.msgs_per_cpu_s`, section: title, label: 'msgs per server CPU-second, alone', unit: '', digits: 0, get: alone(key, (r) => r.perCpuSecond) },
-    { key: `${key}.alone.msgs_per_s`, section: title, label: 'msgs per second, alone', unit: '', digits: 0, get: alone(key, (r) => r.windowRate) },
-    { key: `${key}.alone.server_cpu`, section: title, label: 'server CPU use, alone', unit: '%', digits: 0, get: alone(key, (r) => r.serverCpuUtilization * 100) },
-    { key: `${key}.alone.generator_cpu`, section: title, label: 'generator CPU use', unit: '%', digits: 0, get: alone(key, (r) => r.generatorCpuUtilization * 100) },
-    { key: `${key}.alone.other_cpu`, section: title, label: "other processes' CPU", unit: '%', digits: 0, get: alone(key, (r) => r.otherCpuShare * 100) },
-    { key: `${key}.alone.p50_us`, section: title, label: 'latency p50, alone', unit: 'µs', digits: 0, get: alone(key, (r) => r.window.latencyUs.p50) },
-    { key: `${key}.alone.p99_us`, section: title, label: 'latency p99, alone', unit: 'µs', digits: 0, get: alone(key, (r) => r.window.latencyUs.p99) },
+  const echo = (key: 'echo_64' | 'echo_1k', title: string): MetricDef[] => [
+    { key: `${key}.msgs_per_cpu_s`, section: title, label: 'msgs per server CPU-second', unit: '', digits: 0, get: rounds(key, (r) => r.perCpuSecond) },
+    { key: `${key}.msgs_per_s`, section: title, label: 'msgs per second', unit: '', digits: 0, get: rounds(key, (r) => r.windowRate) },
+    { key: `${key}.server_cpu`, section: title, label: 'server CPU use', unit: '%', digits: 0, get: rounds(key, (r) => r.serverCpuUtilization * 100) },
+    { key: `${key}.other_cpu`, section: title, label: "other processes' CPU", unit: '%', digits: 0, get: rounds(key, (r) => r.otherCpuShare * 100) },
+    { key: `${key}.p50_us`, section: title, label: 'latency p50', unit: 'µs', digits: 0, get: rounds(key, (r) => r.window.latencyUs.p50) },
+    { key: `${key}.p99_us`, section: title, label: 'latency p99', unit: 'µs', digits: 0, get: rounds(key, (r) => r.window.latencyUs.p99) },
   ];
   const { connections: echoConns, inflight } = settings.echo;
   const idle = settings.idle.connections;
@@ -145,7 +134,7 @@ export function summarise(results: readonly VariantResults[], settings: Settings
   for (const v of results) {
     if (v.name === 'A' || a === undefined) continue;
     const target = TARGETS[v.name];
-    // Paired round by round: measured seconds apart (latency) or minutes apart (memory, stable).
+    // Paired round by round: within a round every server met the machine in the same moments.
     const paired = (f: (v: VariantResults) => readonly number[] | undefined): Spread => {
       const x = f(v);
       const base = f(a);
@@ -154,16 +143,9 @@ export function summarise(results: readonly VariantResults[], settings: Settings
     };
     const atLeast = (value: Spread, min: number): Ratio => ({ value, target: `≥ ${min}`, met: value.median >= min });
     const atMost = (value: Spread, max: number): Ratio => ({ value, target: `≤ ${max}×`, met: value.median <= max });
-    // A's windows beside this variant, by round: the other half of each pair.
-    const besideA = (key: Echo): Spread => {
-      const mine = v.scenarios[key]?.besideA;
-      const ref = a.scenarios[key]?.besideA.filter((r) => r.partner === v.name);
-      if (mine === undefined || ref === undefined) return spread([]);
-      return spread(mine.map((r) => r.perCpuSecond / (ref.find((x) => x.round === r.round)?.perCpuSecond ?? Number.NaN)));
-    };
     ratios[v.name] = {
-      throughput_64: atLeast(besideA('echo_64'), target.throughput),
-      throughput_1k: atLeast(besideA('echo_1k'), target.throughput),
+      throughput_64: atLeast(paired((x) => x.scenarios.echo_64?.map((r) => r.perCpuSecond)), target.throughput),
+      throughput_1k: atLeast(paired((x) => x.scenarios.echo_1k?.map((r) => r.perCpuSecond)), target.throughput),
       p99_half_load: atMost(paired((x) => x.scenarios.latency_half_load?.map((r) => r.window.latencyUs.p99)), target.p99),
       memory_per_idle_connection: atMost(paired((x) => x.scenarios.idle_memory?.map(memoryOf)), target.memory),
     };
@@ -184,8 +166,8 @@ function cell(s: Spread | null | undefined, digits: number): string {
 }
 
 const RATIO_LABELS: Record<RatioName, string> = {
-  throughput_64: 'throughput vs A, 64 B (msgs per server CPU-s, beside A)',
-  throughput_1k: 'throughput vs A, 1 KiB (msgs per server CPU-s, beside A)',
+  throughput_64: 'throughput vs A, 64 B (msgs per server CPU-s)',
+  throughput_1k: 'throughput vs A, 1 KiB (msgs per server CPU-s)',
   p99_half_load: 'p99 at half load vs A',
   memory_per_idle_connection: 'RSS per idle connection vs A',
 };
@@ -255,7 +237,9 @@ function heading(input: ReportInput): string {
   const m = input.machine;
   const pinning = m.pinning ? `servers pinned to core ${m.pinning.server}, load to core ${m.pinning.load}` : 'no pinning (taskset missing or one core)';
   const r = input.settings.rounds;
-  const rounds = `rounds: echo ${r.besideA} beside A + ${r.alone} alone, latency ${r.latency}, churn ${r.churn}, idle ${r.idle}`;
+  const c = input.settings.cycles;
+  const slice = input.settings.sliceMs;
+  const rounds = `load alternating between servers every ${slice} ms; rounds: echo ${r.echo} × ${c.echo} slices, latency ${r.latency} × ${c.latency}, churn ${r.churn} × ${c.churn}, idle ${r.idle}`;
   return `${m.cores} cores, ${m.cpuModel}, Node ${m.node}, ${m.os}; ${pinning}; ${rounds}; ${Math.round(input.durationSeconds)} s`;
 }
 

@@ -25,7 +25,6 @@ import {
   interleaved,
   messagesHandled,
   SCENARIO_NAMES,
-  type EchoScenario,
   type InterleaveOptions,
   type ScenarioName,
   type ScenarioRound,
@@ -38,22 +37,26 @@ import { spread } from './stats.js';
 import { VARIANT_NAMES, VARIANTS, type VariantName } from './variants.js';
 
 const FULL: Settings = {
-  rounds: { alone: 5, besideA: 8, latency: 8, churn: 6, idle: 3 },
-  warmupMs: 400,
+  rounds: { echo: 12, latency: 8, churn: 6, idle: 3 },
+  sliceMs: 100,
+  cycles: { echo: 10, latency: 20, churn: 10 },
+  warmupCycles: 3,
   settleMs: 6000,
-  echo: { connections: 64, inflight: 8, measureMs: 1500 },
-  latency: { connections: 64, payloadBytes: 64, measureMs: 2500 },
-  churn: { concurrency: 16, measureMs: 1500 },
+  echo: { connections: 64, inflight: 8 },
+  latency: { connections: 64, payloadBytes: 64 },
+  churn: { concurrency: 16 },
   idle: { connections: 10_000, concurrency: 200, settleMs: 1000, scrapes: 20 },
 };
 
 const TINY: Settings = {
-  rounds: { alone: 2, besideA: 2, latency: 2, churn: 2, idle: 1 },
-  warmupMs: 100,
+  rounds: { echo: 2, latency: 2, churn: 2, idle: 1 },
+  sliceMs: 50,
+  cycles: { echo: 2, latency: 2, churn: 2 },
+  warmupCycles: 1,
   settleMs: 200,
-  echo: { connections: 8, inflight: 4, measureMs: 200 },
-  latency: { connections: 8, payloadBytes: 64, measureMs: 200 },
-  churn: { concurrency: 4, measureMs: 200 },
+  echo: { connections: 8, inflight: 4 },
+  latency: { connections: 8, payloadBytes: 64 },
+  churn: { concurrency: 4 },
   idle: { connections: 500, concurrency: 50, settleMs: 100, scrapes: 3 },
 };
 
@@ -105,9 +108,9 @@ function variantList(raw: string | undefined): VariantName[] {
   return VARIANT_NAMES.filter((v) => names.includes(v));
 }
 
-/** --rounds N: N rounds of everything (idle memory gets fewer: it is stable and slow). */
+/** --rounds N: N rounds of everything (idle memory at most its default: it is stable and slow). */
 function scaleRounds(base: Settings['rounds'], n: number): Settings['rounds'] {
-  return { alone: n, besideA: n, latency: n, churn: n, idle: Math.min(base.idle, n) };
+  return { echo: n, latency: n, churn: n, idle: Math.min(base.idle, n) };
 }
 
 function scenarioList(raw: string | undefined): Set<ScenarioName> {
@@ -197,41 +200,21 @@ async function main(): Promise<void> {
         }
       }
     }
-    const run = async (scenario: 'latency_half_load' | 'churn', options: InterleaveOptions): Promise<void> => {
+    const run = async (scenario: 'echo_64' | 'echo_1k' | 'latency_half_load' | 'churn', options: InterleaveOptions): Promise<void> => {
       if (!only.has(scenario)) return;
       await waitForQuiet(quiet);
       progress(`${scenario}: ${options.rounds} rounds of ${names.join(' ')}`);
       const rounds = await interleaved(servers, generator, settings, options, (text) => progress(`  ${text}`));
       for (const [name, r] of rounds) scenarios.get(name as VariantName)![scenario] = r;
     };
-    const runEcho = async (scenario: 'echo_64' | 'echo_1k', payloadBytes: number): Promise<void> => {
-      if (!only.has(scenario)) return;
-      const options = { kind: 'saturate', measureMs: echo.measureMs, connections: echo.connections, inflight: echo.inflight, payloadBytes } as const;
-      await waitForQuiet(quiet);
-      progress(`${scenario}: ${settings.rounds.alone} rounds of ${names.join(' ')}, each alone`);
-      const alone = await interleaved(servers, generator, settings, { ...options, rounds: settings.rounds.alone }, (text) => progress(`  ${text}`));
-      let besideA = new Map<string, ScenarioRound[]>();
-      if (servers.has('A') && servers.size > 1) {
-        await waitForQuiet(quiet);
-        progress(`${scenario}: ${settings.rounds.besideA} rounds of each variant beside A`);
-        besideA = await interleaved(servers, generator, settings, { ...options, rounds: settings.rounds.besideA, pairWith: 'A' }, (text) => progress(`  ${text}`));
-      }
-      for (const [name, r] of alone) scenarios.get(name as VariantName)![scenario] = { alone: r, besideA: besideA.get(name) ?? [] };
-    };
-    const { echo, latency, churn } = settings;
-    await run('churn', { kind: 'churn', rounds: settings.rounds.churn, measureMs: churn.measureMs, concurrency: churn.concurrency });
-    await runEcho('echo_64', 64);
+    const { rounds: r, cycles: c } = settings;
+    const echo = { kind: 'saturate', connections: settings.echo.connections, inflight: settings.echo.inflight } as const;
+    await run('churn', { kind: 'churn', rounds: r.churn, cycles: c.churn, concurrency: settings.churn.concurrency });
+    await run('echo_64', { ...echo, rounds: r.echo, cycles: c.echo, payloadBytes: 64 });
     // Half of A's saturation, fixed for every variant and round.
-    rate ??= Math.round(spread(scenarios.get('A')?.echo_64?.alone.map((r) => r.windowRate) ?? []).median / 2);
-    await run('latency_half_load', {
-      kind: 'rate',
-      rounds: settings.rounds.latency,
-      measureMs: latency.measureMs,
-      connections: latency.connections,
-      payloadBytes: latency.payloadBytes,
-      rate,
-    });
-    await runEcho('echo_1k', 1024);
+    rate ??= Math.round(spread(scenarios.get('A')?.echo_64?.map((x) => x.windowRate) ?? []).median / 2);
+    await run('latency_half_load', { kind: 'rate', rounds: r.latency, cycles: c.latency, connections: settings.latency.connections, payloadBytes: settings.latency.payloadBytes, rate });
+    await run('echo_1k', { ...echo, rounds: r.echo, cycles: c.echo, payloadBytes: 1024 });
 
     const counts = await sink.counts();
     for (const name of names) {
@@ -260,8 +243,7 @@ async function main(): Promise<void> {
 
   for (const v of results) {
     for (const [scenario, value] of Object.entries(v.scenarios)) {
-      const all = Array.isArray(value) ? (value as Partial<ScenarioRound>[]) : [...(value as EchoScenario).alone];
-      for (const [i, r] of all.entries()) {
+      for (const [i, r] of (value as Partial<ScenarioRound>[]).entries()) {
         if (r.otherCpuShare !== undefined && r.otherCpuShare > 0.25) {
           warnings.push(`${v.name} ${scenario} round ${i + 1}: other processes used ${(r.otherCpuShare * 100).toFixed(0)}% of a core`);
         }

@@ -1,7 +1,7 @@
 /**
- * The scenarios of issue 5. The message and handshake scenarios run every server in turn, in
- * slices, round after round (load.ts); idle memory and the /metrics scrape take one server at
- * a time, round after round.
+ * The scenarios of issue 5. The message and handshake scenarios alternate the load between the
+ * servers in 100 ms slices, round after round (load.ts); idle memory and the /metrics scrape
+ * take one server at a time, round after round.
  */
 import { request } from 'node:http';
 import { CONFORMANCE } from './frames.js';
@@ -13,23 +13,18 @@ export const SCENARIO_NAMES = ['echo_64', 'echo_1k', 'latency_half_load', 'idle_
 export type ScenarioName = (typeof SCENARIO_NAMES)[number];
 
 export interface Settings {
-  readonly rounds: {
-    /** Echo, each server alone on the core, in turn. */
-    readonly alone: number;
-    /** Echo, each variant at the same time as A (the per-message CPU comparison). */
-    readonly besideA: number;
-    readonly latency: number;
-    readonly churn: number;
-    /** Idle memory and /metrics scrapes. */
-    readonly idle: number;
-  };
-  /** Load before each window, so the window sees a server already at it. */
-  readonly warmupMs: number;
+  readonly rounds: { readonly echo: number; readonly latency: number; readonly churn: number; readonly idle: number };
+  /** How long a server has the load at a time. */
+  readonly sliceMs: number;
+  /** Slices per server per round. */
+  readonly cycles: { readonly echo: number; readonly latency: number; readonly churn: number };
+  /** Cycles of load before the first round, not measured. */
+  readonly warmupCycles: number;
   /** After the last round, how long servers' deferred work (batched exports) is still counted. */
   readonly settleMs: number;
-  readonly echo: { readonly connections: number; readonly inflight: number; readonly measureMs: number };
-  readonly latency: { readonly connections: number; readonly payloadBytes: number; readonly measureMs: number };
-  readonly churn: { readonly concurrency: number; readonly measureMs: number };
+  readonly echo: { readonly connections: number; readonly inflight: number };
+  readonly latency: { readonly connections: number; readonly payloadBytes: number };
+  readonly churn: { readonly concurrency: number };
   readonly idle: { readonly connections: number; readonly concurrency: number; readonly settleMs: number; readonly scrapes: number };
 }
 
@@ -37,9 +32,9 @@ export interface Settings {
 export interface ScenarioRound extends Round {
   /** The headline: messages (handshakes) per second of the server's CPU, over the whole round. */
   readonly perCpuSecond: number;
-  /** Messages (handshakes) per second inside the window. */
+  /** Messages (handshakes) per second while the server had the load. */
   readonly windowRate: number;
-  /** Server CPU-seconds per second in the window: near 1 means the server was the limit. */
+  /** Server CPU-seconds per second it had the load: near 1 means the server was the limit. */
   readonly serverCpuUtilization: number;
   readonly generatorCpuUtilization: number;
   /** Share of a core other processes used in the window (a shared machine's noise). */
@@ -72,22 +67,10 @@ export interface NotApplicable {
   readonly reason: string;
 }
 
-/** Echo at saturation, measured two ways. */
-export interface EchoScenario {
-  /** Each server alone on its core, in turn: msgs/s, utilisation, latency at saturation. */
-  readonly alone: readonly ScenarioRound[];
-  /**
-   * Each variant loaded at the same time as A, both on the same core, measured in the same
-   * window: the CPU per message of the two under the very same machine. A has one entry per
-   * partner and round; a variant's entries pair with A's of the same round and partner.
-   */
-  readonly besideA: readonly ScenarioRound[];
-}
-
 /** Every round of every scenario for one variant. */
 export interface Scenarios {
-  readonly echo_64: EchoScenario;
-  readonly echo_1k: EchoScenario;
+  readonly echo_64: readonly ScenarioRound[];
+  readonly echo_1k: readonly ScenarioRound[];
   readonly latency_half_load: readonly ScenarioRound[];
   readonly churn: readonly ScenarioRound[];
   readonly idle_memory: readonly MemoryResult[];
@@ -127,9 +110,7 @@ function derive(round: Round): ScenarioRound {
 export interface InterleaveOptions {
   readonly kind: InterleaveKind;
   readonly rounds: number;
-  /** Load each other server at the same time as this one. */
-  readonly pairWith?: string;
-  readonly measureMs: number;
+  readonly cycles: number;
   readonly connections?: number;
   readonly inflight?: number;
   readonly payloadBytes?: number;
@@ -150,25 +131,23 @@ export async function interleaved(
     kind: options.kind,
     targets: [...servers].map(([name, server]) => ({ name, url: server.wsUrl, pid: server.pid })),
     rounds: options.rounds,
-    warmupMs: settings.warmupMs,
-    measureMs: options.measureMs,
+    sliceMs: settings.sliceMs,
+    cycles: options.cycles,
+    warmupCycles: settings.warmupCycles,
     settleMs: settings.settleMs,
     connections: options.connections ?? 0,
     inflight: options.inflight ?? 0,
     payloadBytes: options.payloadBytes ?? 64,
     rate: options.rate ?? 0,
     concurrency: options.concurrency ?? 0,
-    ...(options.pairWith === undefined ? {} : { pairWith: options.pairWith }),
   };
-  const budget = servers.size * options.rounds * (settings.warmupMs + options.measureMs + 6000) + settings.settleMs + 120_000;
+  const budget = servers.size * settings.sliceMs * (options.rounds * options.cycles + settings.warmupCycles) * 2 + settings.settleMs + 120_000;
   const exited = [...servers].map(([name, s]) => s.exited.then((how) => Promise.reject(new Error(`server ${name} ${how} during ${options.kind}\n${s.tail}`))));
   const result = await Promise.race([generator.run<InterleaveResult>(job, budget, progress), ...exited]);
   const out = new Map<string, ScenarioRound[]>();
-  const pairs = options.pairWith === undefined ? 1 : servers.size - 1;
   for (const name of servers.keys()) {
     const rounds = result[name] ?? [];
-    const expected = options.rounds * (name === options.pairWith ? pairs : 1);
-    if (rounds.length !== expected || rounds.some((r) => r.count === 0 || r.window.count === 0)) {
+    if (rounds.length !== options.rounds || rounds.some((r) => r.count === 0)) {
       throw new Error(`${options.kind}: server ${name} answered nothing in some round`);
     }
     out.set(name, rounds.map(derive));
