@@ -33,6 +33,8 @@ export interface TelemetryConfig {
     readonly exportTimeoutMs: number;
   };
   readonly logs: OtlpSignalConfig;
+  /** OTEL_TRACES_SAMPLER as the SDK reads it (the SDK builds the sampler from it). @default 'parentbased_always_on' */
+  readonly tracesSampler: string;
 }
 
 export interface Config {
@@ -175,6 +177,7 @@ function telemetry(env: Env, version: string): TelemetryConfig {
       exportTimeoutMs: integer(env, 'OTEL_METRIC_EXPORT_TIMEOUT', 30_000, 100, 86_400_000),
     },
     logs: signal(env, 'LOGS', sdkDisabled),
+    tracesSampler: raw(env, 'OTEL_TRACES_SAMPLER') ?? 'parentbased_always_on',
   };
 }
 

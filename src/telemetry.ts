@@ -36,6 +36,7 @@ import type { OtlpProtocol, TelemetryConfig } from './config.js';
 import { withDeadline } from './deadline.js';
 import { ExportHealth, observeMetricExporter, observeSpanExporter, type ExportStatus } from './export-health.js';
 import { LocalInstruments } from './local-instruments.js';
+import { UnsampledShortcutTracer, type Shortcut } from './unsampled-tracer.js';
 
 /** Prometheus text format 0.0.4, which the exporter's own handler does not declare. */
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
@@ -75,6 +76,19 @@ function metricExporter(protocol: OtlpProtocol): PushMetricExporter {
     case 'http/protobuf':
       return new OTLPMetricExporterProto();
   }
+}
+
+/**
+ * When spans are certain not to be recorded, the service's tracer makes them itself (see
+ * src/unsampled-tracer.ts): always, if nothing can record them (the SDK disabled: the parent's
+ * span, as the API's no-op tracer gives; no span exporter: new ids); for unsampled parents, if the
+ * SDK's sampler follows the parent (the parentbased_* samplers and always_off; an unknown
+ * value is the SDK's default, parentbased_always_on).
+ */
+function tracerShortcut(config: TelemetryConfig, extras: TelemetryExtras): Shortcut {
+  if (config.sdkDisabled) return 'disabled';
+  if (!config.traces.enabled && extras.spanProcessors === undefined) return 'never';
+  return config.tracesSampler === 'always_on' || config.tracesSampler === 'traceidratio' ? 'none' : 'unsampled-parents';
 }
 
 /** In-process extras, for tests that read spans and pushed metrics without a network hop. */
@@ -142,7 +156,7 @@ export function startTelemetry(config: TelemetryConfig, logger: Logger, extras: 
   }
 
   return {
-    tracer: trace.getTracer('ws-service', config.serviceVersion),
+    tracer: new UnsampledShortcutTracer(trace.getTracer('ws-service', config.serviceVersion), tracerShortcut(config, extras)),
     meter: config.sdkDisabled ? metrics.getMeter('ws-service', config.serviceVersion) : local.meter(metrics.getMeter('ws-service', config.serviceVersion)),
     state: () => state,
     async scrape() {
