@@ -42,6 +42,8 @@ export interface TelemetryConfig {
       readonly maxExportBatchSize: number;
     };
   };
+  /** OTEL_TRACES_SAMPLER as the SDK reads it (the SDK builds the sampler from it). @default 'parentbased_always_on' */
+  readonly tracesSampler: string;
 }
 
 export interface Config {
@@ -338,6 +340,7 @@ function telemetry(env: Env, version: string): TelemetryConfig {
         maxExportBatchSize: integer(env, 'OTEL_BLRP_MAX_EXPORT_BATCH_SIZE', 512, 1, 1_000_000),
       },
     },
+    tracesSampler: raw(env, 'OTEL_TRACES_SAMPLER') ?? 'parentbased_always_on',
   };
 }
 

@@ -292,7 +292,9 @@ export class Connection {
       },
       parent,
     );
-    context.with(trace.setSpan(parent, span), this.#dispatch, this, parsed, handler, span, type, started);
+    // With the SDK disabled the tracer hands back the parent's own span: its context is the parent.
+    const active = span === trace.getSpan(parent) ? parent : trace.setSpan(parent, span);
+    context.with(active, this.#dispatch, undefined, parsed, handler, span, type, started);
   };
 
   /**
@@ -316,13 +318,13 @@ export class Connection {
     }
   }
 
-  #dispatch(
+  #dispatch = (
     parsed: ParseResult,
     handler: MessageHandler | undefined,
     span: Span,
     type: string,
     started: number,
-  ): void {
+  ): void => {
     if (!parsed.ok) return this.#finish(parsed.error, 'client_error', span, type, started);
     const { message } = parsed;
     if (handler === undefined) {
@@ -343,7 +345,7 @@ export class Connection {
         (err: unknown) => this.#fail(err, message.id, span, type, started),
       )
       .finally(() => this.inflight.end());
-  }
+  };
 
   #fail(err: unknown, id: MessageId, span: Span, type: string, started: number): void {
     if (err instanceof ClientError) {

@@ -15,7 +15,14 @@ import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-ho
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
-import { PeriodicExportingMetricReader, type MetricReader, type PushMetricExporter } from '@opentelemetry/sdk-metrics';
+import {
+  AggregationTemporality,
+  PeriodicExportingMetricReader,
+  type InstrumentType,
+  type MetricProducer,
+  type MetricReader,
+  type PushMetricExporter,
+} from '@opentelemetry/sdk-metrics';
 import { NodeSDK } from '@opentelemetry/sdk-node';
 import { AlwaysOffSampler, NoopSpanProcessor, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { OTLPMetricExporter as OTLPMetricExporterGrpc } from '@opentelemetry/exporter-metrics-otlp-grpc';
@@ -28,6 +35,8 @@ import type { Logger } from 'pino';
 import type { OtlpProtocol, TelemetryConfig } from './config.js';
 import { withDeadline } from './deadline.js';
 import { ExportHealth, observeMetricExporter, observeSpanExporter, type ExportStatus } from './export-health.js';
+import { LocalInstruments } from './local-instruments.js';
+import { UnsampledShortcutTracer, type Shortcut } from './unsampled-tracer.js';
 
 /** Prometheus text format 0.0.4, which the exporter's own handler does not declare. */
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
@@ -69,20 +78,39 @@ function metricExporter(protocol: OtlpProtocol): PushMetricExporter {
   }
 }
 
+/**
+ * When spans are certain not to be recorded, the service's tracer makes them itself (see
+ * src/unsampled-tracer.ts): always, if nothing can record them (the SDK disabled: the parent's
+ * span, as the API's no-op tracer gives; no span exporter: new ids); for unsampled parents, if the
+ * SDK's sampler follows the parent (the parentbased_* samplers and always_off; an unknown
+ * value is the SDK's default, parentbased_always_on).
+ */
+function tracerShortcut(config: TelemetryConfig, extras: TelemetryExtras): Shortcut {
+  if (config.sdkDisabled) return 'disabled';
+  if (!config.traces.enabled && extras.spanProcessors === undefined) return 'never';
+  return config.tracesSampler === 'always_on' || config.tracesSampler === 'traceidratio' ? 'none' : 'unsampled-parents';
+}
+
 /** In-process extras, for tests that read spans and pushed metrics without a network hop. */
 export interface TelemetryExtras {
   /** Replace the OTLP/no-op span processors; the sampler then comes from OTEL_TRACES_SAMPLER. */
   readonly spanProcessors?: SpanProcessor[];
-  /** Added beside the Prometheus reader (and the OTLP one, if any). */
-  readonly metricReaders?: MetricReader[];
+  /**
+   * Readers added beside the Prometheus reader (and the OTLP one, if any), each built with the
+   * producer of the service's counters and histograms (cumulative), as src/local-instruments.ts
+   * explains.
+   */
+  readonly metricReaders?: ((metricProducers: MetricProducer[]) => MetricReader)[];
 }
 
 export function startTelemetry(config: TelemetryConfig, logger: Logger, extras: TelemetryExtras = {}): Telemetry {
   const health = new ExportHealth(logger);
   let state: SdkState = config.sdkDisabled ? 'disabled' : 'started';
 
+  // Counters and histograms aggregate in place and reach each reader through a producer.
+  const local = new LocalInstruments({ name: 'ws-service', version: config.serviceVersion });
   // Scope labels would change every series' identity whenever the package version changes.
-  const prometheus = new PrometheusExporter({ preventServerStart: true, withoutScopeInfo: true });
+  const prometheus = new PrometheusExporter({ preventServerStart: true, withoutScopeInfo: true, metricProducers: [local.producer()] });
   const serializer = new PrometheusSerializer('', false, undefined, false, true);
 
   let sdk: NodeSDK | undefined;
@@ -92,11 +120,14 @@ export function startTelemetry(config: TelemetryConfig, logger: Logger, extras: 
     context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
     propagation.setGlobalPropagator(new W3CTraceContextPropagator());
   } else {
-    const readers: MetricReader[] = [prometheus, ...(extras.metricReaders ?? [])];
+    const readers: MetricReader[] = [prometheus, ...(extras.metricReaders ?? []).map((build) => build([local.producer()]))];
     if (config.metrics.enabled) {
+      const exporter = metricExporter(config.metrics.protocol);
+      const temporality = (type: InstrumentType) => exporter.selectAggregationTemporality?.(type) ?? AggregationTemporality.CUMULATIVE;
       readers.push(
         new PeriodicExportingMetricReader({
-          exporter: observeMetricExporter(metricExporter(config.metrics.protocol), health),
+          exporter: observeMetricExporter(exporter, health),
+          metricProducers: [local.producer(temporality)],
           exportIntervalMillis: config.metrics.exportIntervalMs,
           exportTimeoutMillis: Math.min(config.metrics.exportTimeoutMs, config.metrics.exportIntervalMs),
         }),
@@ -125,8 +156,8 @@ export function startTelemetry(config: TelemetryConfig, logger: Logger, extras: 
   }
 
   return {
-    tracer: trace.getTracer('ws-service', config.serviceVersion),
-    meter: metrics.getMeter('ws-service', config.serviceVersion),
+    tracer: new UnsampledShortcutTracer(trace.getTracer('ws-service', config.serviceVersion), tracerShortcut(config, extras)),
+    meter: config.sdkDisabled ? metrics.getMeter('ws-service', config.serviceVersion) : local.meter(metrics.getMeter('ws-service', config.serviceVersion)),
     state: () => state,
     async scrape() {
       if (state === 'disabled') throw new Error('telemetry SDK disabled (OTEL_SDK_DISABLED=true)');

@@ -63,7 +63,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   const pushed = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
   const telemetry = startTelemetry(config.telemetry, logger, {
     spanProcessors: [new SimpleSpanProcessor(spans)],
-    metricReaders: [new PeriodicExportingMetricReader({ exporter: pushed, exportIntervalMillis: 3_600_000 })],
+    metricReaders: [(metricProducers) => new PeriodicExportingMetricReader({ exporter: pushed, exportIntervalMillis: 3_600_000, metricProducers })],
   });
   const service = createService({ config, telemetry, logger, handlers: options.handlers });
   const address = await service.start();

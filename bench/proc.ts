@@ -1,0 +1,30 @@
+/**
+ * CPU accounting from Linux procfs: a process's own utime + stime (every thread, read without
+ * touching the process) and the whole machine's busy time. The harness needs procfs to measure.
+ */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+
+function clockTicks(): number {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+}
+const TICKS_PER_SECOND = clockTicks();
+
+/** utime + stime of process `pid` (all its threads, live and exited), seconds. */
+export function processCpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the parenthesised command name, which may itself hold spaces: state is [0].
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+}
+
+/** CPU time every process on the machine spent, seconds: all but idle and iowait. */
+export function machineBusySeconds(): number {
+  const stat = readFileSync('/proc/stat', 'utf8');
+  const [user, nice, system, , , irq, softirq, steal] = stat.slice(0, stat.indexOf('\n')).trim().split(/\s+/).slice(1).map(Number);
+  return (user + nice + system + irq + softirq + steal) / TICKS_PER_SECOND;
+}

@@ -1,0 +1,266 @@
+/**
+ * Turns the rounds into the summary (median and min–max per variant), the ratios against A
+ * (paired round by round: a round of A and of the variant ran seconds apart) checked against
+ * issue 5's targets, and the tables printed on stdout and written to Markdown.
+ */
+import type { Machine } from './machine.js';
+import type { MemoryResult, ScenarioRound, Scenarios, ScrapeResult, Settings } from './scenarios.js';
+import type { SinkCounts } from './sink-protocol.js';
+import { spread, type Spread } from './stats.js';
+import type { VariantName } from './variants.js';
+
+/** Everything measured of one variant. */
+export interface VariantResults {
+  readonly name: VariantName;
+  readonly title: string;
+  /** Every scenario, unless the run was limited with --only. */
+  readonly scenarios: Partial<Scenarios>;
+  /** Bytes of log lines the server wrote to stdout over the whole run. */
+  readonly logBytes: number;
+  /** total_messages_total from /metrics at the end of the run (variants with /metrics). */
+  readonly messagesHandled?: number;
+  /** What the OTLP sink received from this variant over the whole run (D and E), by signal. */
+  readonly sink?: SinkCounts;
+}
+
+interface MetricDef {
+  readonly key: string;
+  readonly section: string;
+  readonly label: string;
+  readonly unit: string;
+  /** Decimals in the table. */
+  readonly digits: number;
+  /** One value per round, or undefined when the scenario did not run or does not apply. */
+  readonly get: (v: VariantResults) => readonly number[] | undefined;
+}
+
+type Interleaved = 'echo_64' | 'echo_1k' | 'latency_half_load' | 'churn';
+
+function metricDefs(settings: Settings, latencyRate: number): MetricDef[] {
+  const rounds = (key: Interleaved, f: (r: ScenarioRound) => number) => (v: VariantResults) => v.scenarios[key]?.map(f);
+  const echo = (key: 'echo_64' | 'echo_1k', title: string): MetricDef[] => [
+    { key: `${key}.msgs_per_cpu_s`, section: title, label: 'msgs per server CPU-second', unit: '', digits: 0, get: rounds(key, (r) => r.perCpuSecond) },
+    { key: `${key}.msgs_per_s`, section: title, label: 'msgs per second', unit: '', digits: 0, get: rounds(key, (r) => r.windowRate) },
+    { key: `${key}.server_cpu`, section: title, label: 'server CPU use', unit: '%', digits: 0, get: rounds(key, (r) => r.serverCpuUtilization * 100) },
+    { key: `${key}.other_cpu`, section: title, label: "other processes' CPU", unit: '%', digits: 0, get: rounds(key, (r) => r.otherCpuShare * 100) },
+    { key: `${key}.p50_us`, section: title, label: 'latency p50', unit: 'µs', digits: 0, get: rounds(key, (r) => r.window.latencyUs.p50) },
+    { key: `${key}.p99_us`, section: title, label: 'latency p99', unit: 'µs', digits: 0, get: rounds(key, (r) => r.window.latencyUs.p99) },
+  ];
+  const { connections: echoConns, inflight } = settings.echo;
+  const idle = settings.idle.connections;
+  const lat = `open loop at ${latencyRate} msg/s (half of A's 64 B saturation), ${settings.latency.payloadBytes} B, ${settings.latency.connections} connections`;
+  const churn = `connection churn (${settings.churn.concurrency} at a time)`;
+  const mem = `${idle} idle connections, after GC`;
+  const scrape = `GET /metrics with ${idle} connections open`;
+  const exp = 'OTLP export over the whole run';
+  const memory = (f: (m: MemoryResult) => number) => (v: VariantResults) => v.scenarios.idle_memory?.map(f);
+  const scrapes = (f: (s: ScrapeResult) => number) => (v: VariantResults) => {
+    const all = v.scenarios.metrics_scrape;
+    return all === undefined || all.some((s) => !s.applicable) ? undefined : (all as ScrapeResult[]).map(f);
+  };
+  return [
+    ...echo('echo_64', `echo 64 B at saturation (${echoConns} connections × ${inflight} in flight)`),
+    ...echo('echo_1k', `echo 1 KiB at saturation (${echoConns} connections × ${inflight} in flight)`),
+    { key: 'latency_half_load.msgs_per_s', section: lat, label: 'msgs per second', unit: '', digits: 0, get: rounds('latency_half_load', (r) => r.windowRate) },
+    ...(['p50', 'p99', 'p999'] as const).map(
+      (p): MetricDef => ({ key: `latency_half_load.${p}_us`, section: lat, label: `latency ${p}`, unit: 'µs', digits: 0, get: rounds('latency_half_load', (r) => r.window.latencyUs[p]) }),
+    ),
+    { key: 'latency_half_load.server_cpu', section: lat, label: 'server CPU use', unit: '%', digits: 0, get: rounds('latency_half_load', (r) => r.serverCpuUtilization * 100) },
+    { key: 'latency_half_load.other_cpu', section: lat, label: "other processes' CPU", unit: '%', digits: 0, get: rounds('latency_half_load', (r) => r.otherCpuShare * 100) },
+    { key: 'idle_memory.rss_per_conn', section: mem, label: 'RSS per connection', unit: 'KiB', digits: 2, get: memory((m) => m.rssBytesPerConnection / 1024) },
+    { key: 'idle_memory.heap_per_conn', section: mem, label: 'heap + external per connection', unit: 'KiB', digits: 2, get: memory((m) => m.heapBytesPerConnection / 1024) },
+    { key: 'churn.handshakes_per_s', section: churn, label: 'handshakes per second', unit: '', digits: 0, get: rounds('churn', (r) => r.windowRate) },
+    { key: 'churn.handshakes_per_cpu_s', section: churn, label: 'handshakes per server CPU-second', unit: '', digits: 0, get: rounds('churn', (r) => r.perCpuSecond) },
+    { key: 'churn.server_cpu', section: churn, label: 'server CPU use', unit: '%', digits: 0, get: rounds('churn', (r) => r.serverCpuUtilization * 100) },
+    { key: 'churn.p99_ms', section: churn, label: 'handshake p99', unit: 'ms', digits: 2, get: rounds('churn', (r) => r.window.latencyUs.p99 / 1000) },
+    { key: 'metrics_scrape.p50_ms', section: scrape, label: 'scrape p50', unit: 'ms', digits: 2, get: scrapes((s) => s.p50Ms) },
+    { key: 'metrics_scrape.max_ms', section: scrape, label: 'scrape max', unit: 'ms', digits: 2, get: scrapes((s) => s.maxMs) },
+    { key: 'metrics_scrape.cpu_ms', section: scrape, label: 'server CPU per scrape', unit: 'ms', digits: 2, get: scrapes((s) => s.serverCpuMsPerScrape) },
+    { key: 'metrics_scrape.bytes', section: scrape, label: 'exposition size', unit: 'bytes', digits: 0, get: scrapes((s) => s.bytes) },
+    {
+      key: 'export.spans_per_message',
+      section: exp,
+      label: 'spans received by the sink per message',
+      unit: '',
+      digits: 3,
+      get: (v) => (v.sink?.traces === undefined || !v.messagesHandled ? undefined : [v.sink.traces.items / v.messagesHandled]),
+    },
+    { key: 'export.log_records', section: exp, label: 'log records received by the sink', unit: '', digits: 0, get: (v) => (v.sink?.logs === undefined ? undefined : [v.sink.logs.items]) },
+  ];
+}
+
+/** Issue 5's targets, ratios against A in the same run. */
+export const TARGETS: Readonly<Record<Exclude<VariantName, 'A'>, { throughput: number; p99: number; memory: number }>> = {
+  B: { throughput: 0.95, p99: 1.1, memory: 1.1 },
+  C: { throughput: 0.85, p99: 1.3, memory: 1.25 },
+  D: { throughput: 0.65, p99: 1.5, memory: 1.25 },
+  E: { throughput: 0.9, p99: 1.3, memory: 1.25 },
+};
+
+export interface Ratio {
+  readonly value: Spread;
+  readonly target: string;
+  readonly met: boolean;
+}
+
+export type RatioName = 'throughput_64' | 'throughput_1k' | 'p99_half_load' | 'memory_per_idle_connection';
+
+export interface Summary {
+  readonly variants: readonly VariantName[];
+  readonly metrics: Record<string, { readonly section: string; readonly label: string; readonly unit: string; readonly digits: number; readonly byVariant: Partial<Record<VariantName, Spread | null>> }>;
+  readonly ratios: Partial<Record<VariantName, Record<RatioName, Ratio>>>;
+}
+
+/**
+ * Memory per idle connection is judged on RSS growth: it is what an operator pays for, and it
+ * holds what the JS heap does not (socket handles, native buffers).
+ */
+const memoryOf = (m: MemoryResult): number => m.rssBytesPerConnection;
+
+export function summarise(results: readonly VariantResults[], settings: Settings, latencyRate: number): Summary {
+  const variants = results.map((v) => v.name);
+  const metrics: Summary['metrics'] = {};
+  for (const def of metricDefs(settings, latencyRate)) {
+    const byVariant: Partial<Record<VariantName, Spread | null>> = {};
+    for (const v of results) {
+      const values = def.get(v);
+      byVariant[v.name] = values === undefined ? null : spread(values);
+    }
+    metrics[def.key] = { section: def.section, label: def.label, unit: def.unit, digits: def.digits, byVariant };
+  }
+
+  const ratios: Summary['ratios'] = {};
+  const a = results.find((v) => v.name === 'A');
+  for (const v of results) {
+    if (v.name === 'A' || a === undefined) continue;
+    const target = TARGETS[v.name];
+    // Paired round by round: within a round every server met the machine in the same moments.
+    const paired = (f: (v: VariantResults) => readonly number[] | undefined): Spread => {
+      const x = f(v);
+      const base = f(a);
+      if (x === undefined || base === undefined) return spread([]);
+      return spread(x.map((value, i) => value / base[i]));
+    };
+    const atLeast = (value: Spread, min: number): Ratio => ({ value, target: `≥ ${min}`, met: value.median >= min });
+    const atMost = (value: Spread, max: number): Ratio => ({ value, target: `≤ ${max}×`, met: value.median <= max });
+    ratios[v.name] = {
+      throughput_64: atLeast(paired((x) => x.scenarios.echo_64?.map((r) => r.perCpuSecond)), target.throughput),
+      throughput_1k: atLeast(paired((x) => x.scenarios.echo_1k?.map((r) => r.perCpuSecond)), target.throughput),
+      p99_half_load: atMost(paired((x) => x.scenarios.latency_half_load?.map((r) => r.window.latencyUs.p99)), target.p99),
+      memory_per_idle_connection: atMost(paired((x) => x.scenarios.idle_memory?.map(memoryOf)), target.memory),
+    };
+  }
+  return { variants, metrics, ratios };
+}
+
+function fmt(value: number, digits: number): string {
+  if (!Number.isFinite(value)) return '–';
+  if (Math.abs(value) >= 10_000) return `${(value / 1000).toFixed(1)}k`;
+  return value.toFixed(digits);
+}
+
+function cell(s: Spread | null | undefined, digits: number): string {
+  if (s === null || s === undefined) return 'n/a';
+  if (s.min === s.max) return fmt(s.median, digits);
+  return `${fmt(s.median, digits)} (${fmt(s.min, digits)}–${fmt(s.max, digits)})`;
+}
+
+const RATIO_LABELS: Record<RatioName, string> = {
+  throughput_64: 'throughput vs A, 64 B (msgs per server CPU-s)',
+  throughput_1k: 'throughput vs A, 1 KiB (msgs per server CPU-s)',
+  p99_half_load: 'p99 at half load vs A',
+  memory_per_idle_connection: 'RSS per idle connection vs A',
+};
+
+function ratioCell(r: Ratio | undefined): string {
+  if (r === undefined || !Number.isFinite(r.value.median)) return 'n/a';
+  return `${cell(r.value, 2)} ${r.target} ${r.met ? 'met' : 'NOT met'}`;
+}
+
+interface Table {
+  readonly header: readonly string[];
+  readonly rows: readonly (readonly string[])[];
+  /** Row indexes that start a section, with its title. */
+  readonly sections: ReadonlyMap<number, string>;
+}
+
+function metricsTable(summary: Summary, variants: readonly VariantName[]): Table {
+  const rows: string[][] = [];
+  const sections = new Map<number, string>();
+  let section = '';
+  for (const m of Object.values(summary.metrics)) {
+    if (m.section !== section) {
+      section = m.section;
+      sections.set(rows.length, section);
+    }
+    rows.push([m.unit === '' ? m.label : `${m.label} (${m.unit})`, ...variants.map((v) => cell(m.byVariant[v], m.digits))]);
+  }
+  return { header: ['', ...variants], rows, sections };
+}
+
+function ratiosTable(summary: Summary, variants: readonly VariantName[]): Table {
+  const others = variants.filter((v) => v !== 'A');
+  const rows = (Object.keys(RATIO_LABELS) as RatioName[]).map((name) => [RATIO_LABELS[name], ...others.map((v) => ratioCell(summary.ratios[v]?.[name]))]);
+  return { header: ['ratio (median, min–max over rounds)', ...others], rows, sections: new Map() };
+}
+
+function textTable(table: Table): string {
+  const widths = table.header.map((h, i) => Math.max(h.length, ...table.rows.map((r) => r[i].length)));
+  const line = (cells: readonly string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  const out = [line(table.header)];
+  table.rows.forEach((row, i) => {
+    const title = table.sections.get(i);
+    if (title !== undefined) out.push(`-- ${title}`);
+    out.push(line(row));
+  });
+  return out.join('\n');
+}
+
+function markdownTable(table: Table): string {
+  const out = [`| ${table.header.join(' | ')} |`, `| ${table.header.map(() => '---').join(' | ')} |`];
+  table.rows.forEach((row, i) => {
+    const title = table.sections.get(i);
+    if (title !== undefined) out.push(`| **${title}** |${' |'.repeat(table.header.length - 1)}`);
+    out.push(`| ${row.join(' | ')} |`);
+  });
+  return out.join('\n');
+}
+
+export interface ReportInput {
+  readonly summary: Summary;
+  readonly machine: Machine;
+  readonly settings: Settings;
+  readonly durationSeconds: number;
+}
+
+function heading(input: ReportInput): string {
+  const m = input.machine;
+  const pinning = m.pinning ? `servers pinned to core ${m.pinning.server}, load to core ${m.pinning.load}` : 'no pinning (taskset missing or one core)';
+  const r = input.settings.rounds;
+  const c = input.settings.cycles;
+  const slice = input.settings.sliceMs;
+  const rounds = `load alternating between servers every ${slice} ms; rounds: echo ${r.echo} × ${c.echo} slices, latency ${r.latency} × ${c.latency}, churn ${r.churn} × ${c.churn}, idle ${r.idle}`;
+  return `${m.cores} cores, ${m.cpuModel}, Node ${m.node}, ${m.os}; ${pinning}; ${rounds}; ${Math.round(input.durationSeconds)} s`;
+}
+
+export function textReport(input: ReportInput): string {
+  return [
+    heading(input),
+    '',
+    textTable(metricsTable(input.summary, input.summary.variants)),
+    '',
+    textTable(ratiosTable(input.summary, input.summary.variants)),
+    '',
+  ].join('\n');
+}
+
+export function markdownReport(input: ReportInput): string {
+  return [
+    `_${heading(input)}_`,
+    '',
+    markdownTable(metricsTable(input.summary, input.summary.variants)),
+    '',
+    markdownTable(ratiosTable(input.summary, input.summary.variants)),
+    '',
+  ].join('\n');
+}

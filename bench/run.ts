@@ -1,0 +1,294 @@
+/**
+ * `npm run bench`: issue 5's benchmark. Every variant's server runs in its own process, all on
+ * one core, the load generator and the OTLP sink on the other. Idle memory takes each server in
+ * turn; the message and handshake scenarios take every server in turn in short slices, round
+ * after round. The table goes to stdout, progress to stderr, the full results to
+ * bench/results/latest.json (and .md).
+ *
+ *   node dist/bench/run.js                 full run, about 11 minutes on 2 cores
+ *   node dist/bench/run.js --tiny          seconds: proves the harness works, measures nothing
+ *   node dist/bench/run.js --rounds 5 --variants A,C,D --only echo_64 --out /tmp/r.json
+ *   node dist/bench/run.js --profile C,D   --cpu-prof of each server at 64 B saturation
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { detectPinning, pinSelf } from './children.js';
+import { Generator, Sink } from './generator.js';
+import { describeMachine, type Machine } from './machine.js';
+import { profileVariants } from './profile.js';
+import { markdownReport, summarise, textReport, TARGETS, type Summary, type VariantResults } from './report.js';
+import {
+  checkConformance,
+  idleAndScrape,
+  interleaved,
+  messagesHandled,
+  SCENARIO_NAMES,
+  type InterleaveOptions,
+  type ScenarioName,
+  type ScenarioRound,
+  type Scenarios,
+  type Settings,
+} from './scenarios.js';
+import { machineBusySeconds } from './proc.js';
+import { ServerProcess } from './server-process.js';
+import { spread } from './stats.js';
+import { VARIANT_NAMES, VARIANTS, type VariantName } from './variants.js';
+
+const FULL: Settings = {
+  rounds: { echo: 12, latency: 8, churn: 6, idle: 3 },
+  sliceMs: 100,
+  cycles: { echo: 10, latency: 20, churn: 10 },
+  warmupCycles: 3,
+  settleMs: 6000,
+  // 128 connections: E samples whole connections (parentbased on the handshake), 10% of 128 is
+  // steadier than 10% of 64; 4 in flight keeps 512 requests outstanding.
+  echo: { connections: 128, inflight: 4 },
+  latency: { connections: 64, payloadBytes: 64 },
+  churn: { concurrency: 16 },
+  idle: { connections: 10_000, concurrency: 200, settleMs: 1000, scrapes: 20 },
+};
+
+const TINY: Settings = {
+  rounds: { echo: 2, latency: 2, churn: 2, idle: 1 },
+  sliceMs: 50,
+  cycles: { echo: 2, latency: 2, churn: 2 },
+  warmupCycles: 1,
+  settleMs: 200,
+  echo: { connections: 8, inflight: 4 },
+  latency: { connections: 8, payloadBytes: 64 },
+  churn: { concurrency: 4 },
+  idle: { connections: 500, concurrency: 50, settleMs: 100, scrapes: 3 },
+};
+
+/** File descriptors a process needs beyond the idle connections it holds. */
+const FD_HEADROOM = 256;
+/** Other processes may use this much of one core before a phase waits for them. */
+const QUIET_CORES = 0.3;
+
+export interface Results {
+  readonly schema: 2;
+  readonly mode: 'full' | 'tiny' | 'custom';
+  readonly startedAt: string;
+  readonly durationSeconds: number;
+  readonly machine: Machine;
+  readonly settings: Settings;
+  /** Open-loop rate of the latency scenario: half of A's 64 B saturation msgs/s (median of its windows). */
+  readonly latencyRate: number;
+  readonly variants: readonly (VariantResults & { readonly env: Record<string, string> })[];
+  readonly scenarios: readonly string[];
+  readonly targets: typeof TARGETS;
+  readonly warnings: readonly string[];
+  readonly summary: Summary;
+}
+
+const progress = (line: string): void => {
+  process.stderr.write(`[bench] ${line}\n`);
+};
+
+/**
+ * On a shared machine, waits (within what is left of `budget`) until other processes leave the
+ * cores mostly idle, so a burst of someone else's work does not land in a measurement.
+ */
+async function waitForQuiet(budget: { ms: number }): Promise<void> {
+  for (;;) {
+    const before = machineBusySeconds();
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const busy = machineBusySeconds() - before;
+    if (busy <= QUIET_CORES || budget.ms <= 0) return;
+    progress(`machine busy (${busy.toFixed(2)} cores in use by others); waiting`);
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    budget.ms -= 3000;
+  }
+}
+
+function variantList(raw: string | undefined): VariantName[] {
+  if (raw === undefined) return [...VARIANT_NAMES];
+  const names = raw.split(',').map((s) => s.trim().toUpperCase());
+  for (const n of names) if (!(VARIANT_NAMES as readonly string[]).includes(n)) throw new Error(`unknown variant ${n}; known: ${VARIANT_NAMES.join(', ')}`);
+  return VARIANT_NAMES.filter((v) => names.includes(v));
+}
+
+/** --rounds N: N rounds of everything (idle memory at most its default: it is stable and slow). */
+function scaleRounds(base: Settings['rounds'], n: number): Settings['rounds'] {
+  return { echo: n, latency: n, churn: n, idle: Math.min(base.idle, n) };
+}
+
+function scenarioList(raw: string | undefined): Set<ScenarioName> {
+  if (raw === undefined) return new Set(SCENARIO_NAMES);
+  const names = raw.split(',').map((s) => s.trim());
+  for (const n of names) if (!(SCENARIO_NAMES as readonly string[]).includes(n)) throw new Error(`unknown scenario ${n}; known: ${SCENARIO_NAMES.join(', ')}`);
+  return new Set(names as ScenarioName[]);
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      tiny: { type: 'boolean', default: false },
+      rounds: { type: 'string' },
+      variants: { type: 'string' },
+      out: { type: 'string' },
+      rate: { type: 'string' },
+      only: { type: 'string' },
+      profile: { type: 'string' },
+      'profile-seconds': { type: 'string', default: '10' },
+      'max-minutes': { type: 'string' },
+    },
+  });
+  const started = Date.now();
+  const maxMinutes = Number(values['max-minutes'] ?? (values.tiny ? 3 : 30));
+  // However the run goes, it ends: children are killed by children.ts's exit hook.
+  setTimeout(() => {
+    progress(`run exceeded ${maxMinutes} minutes; stopping`);
+    process.exit(1);
+  }, maxMinutes * 60_000).unref();
+
+  const pinning = detectPinning();
+  const machine = describeMachine(pinning);
+  if (pinning) pinSelf(pinning.load);
+  const resultsDir = fileURLToPath(new URL('../../bench/results/', import.meta.url));
+
+  if (values.profile !== undefined) {
+    await profileVariants(variantList(values.profile), Number(values['profile-seconds']), pinning, resolve(resultsDir, 'profiles'));
+    return;
+  }
+
+  const base = values.tiny ? TINY : FULL;
+  const warnings: string[] = [];
+  let idleConnections = base.idle.connections;
+  if (machine.fdLimit < idleConnections + FD_HEADROOM) {
+    idleConnections = Math.max(100, machine.fdLimit - FD_HEADROOM);
+    warnings.push(`open-file limit ${machine.fdLimit} is too low for ${base.idle.connections} idle connections; measured ${idleConnections} (raise it with ulimit -n)`);
+  }
+  const settings: Settings = {
+    ...base,
+    rounds: values.rounds === undefined ? base.rounds : scaleRounds(base.rounds, Math.max(1, Number(values.rounds))),
+    idle: { ...base.idle, connections: idleConnections },
+  };
+  const names = variantList(values.variants);
+  const only = scenarioList(values.only);
+  let rate = values.rate === undefined ? undefined : Number(values.rate);
+  if (only.has('latency_half_load') && rate === undefined && (names[0] !== 'A' || !only.has('echo_64'))) {
+    throw new Error("the latency scenario's rate comes from A's echo_64 saturation: run both, or give --rate");
+  }
+  if (pinning === null) warnings.push('no taskset or a single core: servers and load share the CPU');
+  for (const w of warnings) progress(`warning: ${w}`);
+  progress(`${machine.cores} cores, ${machine.cpuModel}, Node ${machine.node}; variants ${names.join(' ')}`);
+
+  const quiet = { ms: values.tiny ? 0 : 180_000 };
+  const sink = await Sink.start(pinning?.load);
+  const generator = await Generator.start(pinning?.load);
+  const servers = new Map<VariantName, ServerProcess>();
+  const results: Results['variants'][number][] = [];
+  try {
+    for (const name of names) {
+      const variant = VARIANTS[name];
+      const server = await ServerProcess.start({ script: variant.script, env: variant.env(`${sink.endpoint}/${name}`) }, pinning?.server);
+      servers.set(name, server);
+      await checkConformance(server, generator);
+    }
+    const scenarios = new Map<VariantName, { -readonly [K in keyof Scenarios]?: Scenarios[K] }>(names.map((n) => [n, {}]));
+
+    if (only.has('idle_memory') || only.has('metrics_scrape')) {
+      for (let round = 1; round <= settings.rounds.idle; round++) {
+        for (const name of names) {
+          await waitForQuiet(quiet);
+          const { memory, scrape } = await idleAndScrape(servers.get(name)!, generator, settings, VARIANTS[name].noMetrics);
+          const s = scenarios.get(name)!;
+          if (only.has('idle_memory')) s.idle_memory = [...(s.idle_memory ?? []), memory];
+          if (only.has('metrics_scrape')) s.metrics_scrape = [...(s.metrics_scrape ?? []), scrape];
+          progress(`idle round ${round}/${settings.rounds.idle} ${name}: ${(memory.rssBytesPerConnection / 1024).toFixed(2)} KiB RSS per connection`);
+        }
+      }
+    }
+    const run = async (scenario: 'echo_64' | 'echo_1k' | 'latency_half_load' | 'churn', options: InterleaveOptions): Promise<void> => {
+      if (!only.has(scenario)) return;
+      await waitForQuiet(quiet);
+      progress(`${scenario}: ${options.rounds} rounds of ${names.join(' ')}`);
+      const rounds = await interleaved(servers, generator, settings, options, (text) => progress(`  ${text}`));
+      for (const [name, r] of rounds) scenarios.get(name as VariantName)![scenario] = r;
+    };
+    const { rounds: r, cycles: c } = settings;
+    const echo = { kind: 'saturate', connections: settings.echo.connections, inflight: settings.echo.inflight } as const;
+    await run('churn', { kind: 'churn', rounds: r.churn, cycles: c.churn, concurrency: settings.churn.concurrency });
+    await run('echo_64', { ...echo, rounds: r.echo, cycles: c.echo, payloadBytes: 64 });
+    // Half of A's saturation, fixed for every variant and round.
+    rate ??= Math.round(spread(scenarios.get('A')?.echo_64?.map((x) => x.windowRate) ?? []).median / 2);
+    await run('latency_half_load', { kind: 'rate', rounds: r.latency, cycles: c.latency, connections: settings.latency.connections, payloadBytes: settings.latency.payloadBytes, rate });
+    await run('echo_1k', { ...echo, rounds: r.echo, cycles: c.echo, payloadBytes: 1024 });
+
+    const counts = await sink.counts();
+    for (const name of names) {
+      const server = servers.get(name)!;
+      const variant = VARIANTS[name];
+      const sinkCounts = Object.fromEntries(
+        Object.entries(counts)
+          .filter(([key]) => key.startsWith(`${name}/`))
+          .map(([key, value]) => [key.slice(name.length + 1), value]),
+      );
+      results.push({
+        name,
+        title: variant.title,
+        env: variant.env(`http://127.0.0.1:<sink>/${name}`),
+        scenarios: scenarios.get(name)!,
+        logBytes: server.logBytes,
+        ...(variant.noMetrics === undefined ? { messagesHandled: await messagesHandled(server) } : {}),
+        ...(variant.exports ? { sink: sinkCounts } : {}),
+      });
+    }
+  } finally {
+    await Promise.all([...servers.values()].map((s) => s.stop()));
+    await generator.stop();
+    await sink.stop();
+  }
+
+  for (const v of results) {
+    for (const [scenario, value] of Object.entries(v.scenarios)) {
+      for (const [i, r] of (value as Partial<ScenarioRound>[]).entries()) {
+        if (r.otherCpuShare !== undefined && r.otherCpuShare > 0.25) {
+          warnings.push(`${v.name} ${scenario} round ${i + 1}: other processes used ${(r.otherCpuShare * 100).toFixed(0)}% of a core`);
+        }
+        if (r.window?.overloaded) warnings.push(`${v.name} ${scenario} round ${i + 1}: requests piled up faster than answered`);
+        if (scenario.startsWith('echo') && r.serverCpuUtilization !== undefined && r.serverCpuUtilization < 0.9) {
+          warnings.push(`${v.name} ${scenario} round ${i + 1}: server not saturated (${(r.serverCpuUtilization * 100).toFixed(0)}% CPU)`);
+        }
+      }
+    }
+  }
+  for (const w of warnings.slice(0, 20)) progress(`warning: ${w}`);
+  if (warnings.length > 20) progress(`… and ${warnings.length - 20} more warnings in the JSON`);
+
+  const durationSeconds = (Date.now() - started) / 1000;
+  const latencyRate = rate ?? Number.NaN;
+  const summary = summarise(results, settings, latencyRate);
+  const output: Results = {
+    schema: 2,
+    mode: values.tiny ? 'tiny' : values.rounds || values.variants || values.only ? 'custom' : 'full',
+    startedAt: new Date(started).toISOString(),
+    durationSeconds,
+    machine,
+    settings,
+    latencyRate,
+    variants: results,
+    scenarios: SCENARIO_NAMES,
+    targets: TARGETS,
+    warnings,
+    summary,
+  };
+  const report = { summary, machine, settings, durationSeconds };
+  process.stdout.write(textReport(report));
+  const out = resolve(values.out ?? resolve(resultsDir, 'latest.json'));
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, `${JSON.stringify(output, null, 2)}\n`);
+  writeFileSync(out.replace(/\.json$/, '') + '.md', markdownReport(report));
+  progress(`results: ${out}; took ${Math.round(durationSeconds)} s`);
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    progress(`failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    process.exit(1);
+  },
+);

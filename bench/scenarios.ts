@@ -1,0 +1,237 @@
+/**
+ * The scenarios of issue 5. The message and handshake scenarios alternate the load between the
+ * servers in 100 ms slices, round after round (load.ts); idle memory and the /metrics scrape
+ * take one server at a time, round after round.
+ */
+import { request } from 'node:http';
+import { CONFORMANCE } from './frames.js';
+import type { Generator } from './generator.js';
+import type { ConformanceResult, InterleaveJob, InterleaveKind, InterleaveResult, OpenIdleResult, Round } from './load-protocol.js';
+import type { ServerProcess } from './server-process.js';
+
+export const SCENARIO_NAMES = ['echo_64', 'echo_1k', 'latency_half_load', 'idle_memory', 'churn', 'metrics_scrape'] as const;
+export type ScenarioName = (typeof SCENARIO_NAMES)[number];
+
+export interface Settings {
+  readonly rounds: { readonly echo: number; readonly latency: number; readonly churn: number; readonly idle: number };
+  /** How long a server has the load at a time. */
+  readonly sliceMs: number;
+  /** Slices per server per round. */
+  readonly cycles: { readonly echo: number; readonly latency: number; readonly churn: number };
+  /** Cycles of load before the first round, not measured. */
+  readonly warmupCycles: number;
+  /** After the last round, how long servers' deferred work (batched exports) is still counted. */
+  readonly settleMs: number;
+  readonly echo: { readonly connections: number; readonly inflight: number };
+  readonly latency: { readonly connections: number; readonly payloadBytes: number };
+  readonly churn: { readonly concurrency: number };
+  readonly idle: { readonly connections: number; readonly concurrency: number; readonly settleMs: number; readonly scrapes: number };
+}
+
+/** One round of an interleaved scenario for one server, with what the report reads from it. */
+export interface ScenarioRound extends Round {
+  /** The headline: messages (handshakes) per second of the server's CPU, over the whole round. */
+  readonly perCpuSecond: number;
+  /** Messages (handshakes) per second while the server had the load. */
+  readonly windowRate: number;
+  /** Server CPU-seconds per second it had the load: near 1 means the server was the limit. */
+  readonly serverCpuUtilization: number;
+  readonly generatorCpuUtilization: number;
+  /** Share of a core other processes used in the window (a shared machine's noise). */
+  readonly otherCpuShare: number;
+}
+
+export interface MemoryResult {
+  readonly connections: number;
+  readonly openSeconds: number;
+  /** Growth of the resident set per idle connection, after a full GC. */
+  readonly rssBytesPerConnection: number;
+  /** Growth of the JS heap (used) plus memory held outside it (Buffers), per idle connection, after a full GC. */
+  readonly heapBytesPerConnection: number;
+  readonly before: { readonly rss: number; readonly heapUsed: number; readonly external: number };
+  readonly after: { readonly rss: number; readonly heapUsed: number; readonly external: number };
+}
+
+export interface ScrapeResult {
+  readonly applicable: true;
+  readonly connections: number;
+  readonly scrapes: number;
+  readonly bytes: number;
+  readonly p50Ms: number;
+  readonly maxMs: number;
+  readonly serverCpuMsPerScrape: number;
+}
+
+export interface NotApplicable {
+  readonly applicable: false;
+  readonly reason: string;
+}
+
+/** Every round of every scenario for one variant. */
+export interface Scenarios {
+  readonly echo_64: readonly ScenarioRound[];
+  readonly echo_1k: readonly ScenarioRound[];
+  readonly latency_half_load: readonly ScenarioRound[];
+  readonly churn: readonly ScenarioRound[];
+  readonly idle_memory: readonly MemoryResult[];
+  readonly metrics_scrape: readonly (ScrapeResult | NotApplicable)[];
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Every variant must answer the same requests with the same replies, or comparing them means nothing. */
+export async function checkConformance(server: ServerProcess, generator: Generator): Promise<void> {
+  const { replies } = await generator.run<ConformanceResult>(
+    { op: 'conformance', url: server.wsUrl, frames: CONFORMANCE.map((c) => c.frame) },
+    30_000,
+  );
+  CONFORMANCE.forEach((c, i) => {
+    const got = replies[i];
+    const ok =
+      typeof c.reply === 'string'
+        ? got === c.reply
+        : got !== undefined && (JSON.parse(got) as { code?: unknown }).code === c.reply.code;
+    if (!ok) throw new Error(`protocol mismatch: ${c.frame} answered ${got ?? '(nothing)'}, expected ${JSON.stringify(c.reply)}`);
+  });
+}
+
+function derive(round: Round): ScenarioRound {
+  const w = round.window;
+  return {
+    ...round,
+    perCpuSecond: round.count / round.cpuSeconds,
+    windowRate: w.count / w.seconds,
+    serverCpuUtilization: w.serverCpuSeconds / w.seconds,
+    generatorCpuUtilization: w.generatorCpuSeconds / w.seconds,
+    otherCpuShare: w.otherCpuSeconds / w.seconds,
+  };
+}
+
+export interface InterleaveOptions {
+  readonly kind: InterleaveKind;
+  readonly rounds: number;
+  readonly cycles: number;
+  readonly connections?: number;
+  readonly inflight?: number;
+  readonly payloadBytes?: number;
+  readonly rate?: number;
+  readonly concurrency?: number;
+}
+
+/** Runs one interleaved scenario over every server; rounds by variant name. */
+export async function interleaved(
+  servers: ReadonlyMap<string, ServerProcess>,
+  generator: Generator,
+  settings: Settings,
+  options: InterleaveOptions,
+  progress: (text: string) => void,
+): Promise<Map<string, ScenarioRound[]>> {
+  const job: InterleaveJob = {
+    op: 'interleave',
+    kind: options.kind,
+    targets: [...servers].map(([name, server]) => ({ name, url: server.wsUrl, pid: server.pid })),
+    rounds: options.rounds,
+    sliceMs: settings.sliceMs,
+    cycles: options.cycles,
+    warmupCycles: settings.warmupCycles,
+    settleMs: settings.settleMs,
+    connections: options.connections ?? 0,
+    inflight: options.inflight ?? 0,
+    payloadBytes: options.payloadBytes ?? 64,
+    rate: options.rate ?? 0,
+    concurrency: options.concurrency ?? 0,
+  };
+  const budget = servers.size * settings.sliceMs * (options.rounds * options.cycles + settings.warmupCycles) * 2 + settings.settleMs + 120_000;
+  const exited = [...servers].map(([name, s]) => s.exited.then((how) => Promise.reject(new Error(`server ${name} ${how} during ${options.kind}\n${s.tail}`))));
+  const result = await Promise.race([generator.run<InterleaveResult>(job, budget, progress), ...exited]);
+  const out = new Map<string, ScenarioRound[]>();
+  for (const name of servers.keys()) {
+    const rounds = result[name] ?? [];
+    if (rounds.length !== options.rounds || rounds.some((r) => r.count === 0)) {
+      throw new Error(`${options.kind}: server ${name} answered nothing in some round`);
+    }
+    out.set(name, rounds.map(derive));
+  }
+  return out;
+}
+
+function get(url: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { agent: false, timeout: 30_000 }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`GET ${url} timed out`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** total_messages_total as the server's /metrics reports it. */
+export async function messagesHandled(server: ServerProcess): Promise<number | undefined> {
+  const { status, body } = await get(`${server.baseUrl}/metrics`);
+  const match = /^total_messages_total (\S+)/m.exec(body);
+  return status === 200 && match !== null ? Number(match[1]) : undefined;
+}
+
+async function scrapeAll(server: ServerProcess, connections: number, scrapes: number): Promise<ScrapeResult> {
+  const times: number[] = [];
+  let bytes = 0;
+  const cpuBefore = (await server.sample(false)).cpuSeconds;
+  for (let i = 0; i < scrapes; i++) {
+    const started = performance.now();
+    const { status, body } = await get(`${server.baseUrl}/metrics`);
+    times.push(performance.now() - started);
+    if (status !== 200) throw new Error(`/metrics answered ${status}: ${body.slice(0, 200)}`);
+    // The scrape must see the connections it is timed with.
+    const gauge = /^active_connections (\d+)/m.exec(body);
+    if (gauge === null || Number(gauge[1]) !== connections) {
+      throw new Error(`/metrics reports active_connections ${gauge?.[1] ?? '(absent)'} with ${connections} open`);
+    }
+    bytes = Buffer.byteLength(body);
+  }
+  // The probe's process.cpuUsage(): microseconds, where a few milliseconds per scrape need them.
+  const cpuAfter = (await server.sample(false)).cpuSeconds;
+  times.sort((a, b) => a - b);
+  return {
+    applicable: true,
+    connections,
+    scrapes,
+    bytes,
+    p50Ms: times[Math.ceil(times.length / 2) - 1],
+    maxMs: times[times.length - 1],
+    serverCpuMsPerScrape: ((cpuAfter - cpuBefore) * 1000) / scrapes,
+  };
+}
+
+/** Idle memory per connection with `connections` open, then /metrics scrapes while they stay open. */
+export async function idleAndScrape(
+  server: ServerProcess,
+  generator: Generator,
+  settings: Settings,
+  noMetrics: string | undefined,
+): Promise<{ memory: MemoryResult; scrape: ScrapeResult | NotApplicable }> {
+  const { connections, concurrency, settleMs, scrapes } = settings.idle;
+  const before = await server.sample(true);
+  const opened = await generator.run<OpenIdleResult>({ op: 'open-idle', url: server.wsUrl, count: connections, concurrency }, connections * 20 + 60_000);
+  if (opened.open !== connections) throw new Error(`idle: ${opened.open} of ${connections} connections open`);
+  // Let the handshakes' logs, spans and timers settle before the heap is read.
+  await sleep(settleMs);
+  const after = await server.sample(true);
+  const scrape: ScrapeResult | NotApplicable =
+    noMetrics === undefined ? await scrapeAll(server, connections, scrapes) : { applicable: false, reason: noMetrics };
+  await generator.run({ op: 'close-idle' }, connections * 10 + 60_000);
+  return {
+    memory: {
+      connections,
+      openSeconds: opened.seconds,
+      rssBytesPerConnection: (after.rss - before.rss) / connections,
+      heapBytesPerConnection: (after.heapUsed + after.external - before.heapUsed - before.external) / connections,
+      before: { rss: before.rss, heapUsed: before.heapUsed, external: before.external },
+      after: { rss: after.rss, heapUsed: after.heapUsed, external: after.external },
+    },
+    scrape,
+  };
+}

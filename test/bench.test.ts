@@ -1,0 +1,94 @@
+/**
+ * The benchmark harness in its tiny mode: proves `npm run bench` works end to end (every
+ * variant's server, the load generator, the OTLP sink, every scenario) and writes well-formed
+ * results. It asserts no timing: the numbers of a tiny run on a shared machine mean nothing.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import type { Results } from '../bench/run.js';
+import { SCENARIO_NAMES } from '../bench/scenarios.js';
+import { VARIANT_NAMES } from '../bench/variants.js';
+import { withTimeout } from './helpers.js';
+
+const RUN = fileURLToPath(new URL('../bench/run.js', import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), 'ws-service-bench-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Every number anywhere under `value`, with its path. */
+function numbers(value: unknown, path = ''): [string, number][] {
+  if (typeof value === 'number') return [[path, value]];
+  if (value === null || typeof value !== 'object') return [];
+  return Object.entries(value).flatMap(([k, v]) => numbers(v, `${path}.${k}`));
+}
+
+/** Per-round measurements that cannot be zero or negative in any run that worked, by where the rounds are. */
+const POSITIVE: Record<string, { rounds: keyof Results['settings']['rounds']; paths: string[] }> = {
+  echo_64: { rounds: 'echo', paths: ['count', 'cpuSeconds', 'perCpuSecond', 'windowRate', 'window.latencyUs.p50', 'window.latencyUs.p99'] },
+  echo_1k: { rounds: 'echo', paths: ['count', 'cpuSeconds', 'perCpuSecond', 'windowRate'] },
+  latency_half_load: { rounds: 'latency', paths: ['count', 'window.sent', 'window.latencyUs.p50', 'window.latencyUs.p99', 'window.latencyUs.p999'] },
+  churn: { rounds: 'churn', paths: ['count', 'perCpuSecond', 'windowRate', 'window.latencyUs.p99'] },
+  idle_memory: { rounds: 'idle', paths: ['connections', 'heapBytesPerConnection'] },
+};
+
+test('tiny mode runs every variant and scenario and writes well-formed results', async () => {
+  const out = join(dir, 'tiny.json');
+  const child = spawn(process.execPath, [RUN, '--tiny', '--out', out], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const code = await withTimeout(
+    new Promise<number | null>((resolve) => child.once('exit', resolve)),
+    170_000,
+    'the tiny benchmark run',
+  ).finally(() => child.kill('SIGKILL'));
+  assert.equal(code, 0, stderr);
+
+  const results = JSON.parse(readFileSync(out, 'utf8')) as Results;
+  assert.equal(results.mode, 'tiny');
+  assert.deepEqual(results.variants.map((v) => v.name), [...VARIANT_NAMES]);
+  assert.ok(Number.isFinite(results.latencyRate) && results.latencyRate > 0);
+  assert.ok(results.machine.cores >= 1 && results.machine.node === process.version);
+  assert.equal(results.schema, 2);
+
+  for (const variant of VARIANT_NAMES) {
+    const v = results.variants.find((x) => x.name === variant)!;
+    assert.deepEqual(Object.keys(v.scenarios).sort(), [...SCENARIO_NAMES].sort(), `${variant} has every scenario`);
+    for (const [path, n] of numbers(v.scenarios)) assert.ok(Number.isFinite(n), `${variant}${path} = ${n}`);
+    for (const [where, { rounds: kind, paths }] of Object.entries(POSITIVE)) {
+      const rounds = (v.scenarios as Record<string, unknown[]>)[where];
+      assert.equal(rounds.length, results.settings.rounds[kind], `${variant} ${where} rounds`);
+      for (const round of rounds) {
+        const all = new Map(numbers(round).map(([path, n]) => [path.slice(1), n]));
+        for (const path of paths) assert.ok((all.get(path) ?? 0) > 0, `${variant}.${where}.${path} = ${all.get(path)}`);
+      }
+    }
+    for (const scrape of v.scenarios.metrics_scrape!) {
+      if (variant === 'A' || variant === 'B') assert.equal(scrape.applicable, false, `${variant} has no /metrics to scrape`);
+      else assert.ok(scrape.applicable && scrape.p50Ms > 0 && scrape.bytes > 0, `${variant} scraped /metrics`);
+    }
+    // D samples everything, so its spans fill export batches at once; E's 10% may not in so short a run.
+    const exported = variant === 'D' ? ['traces', 'logs'] : variant === 'E' ? ['logs'] : [];
+    for (const signal of exported) assert.ok((v.sink?.[signal]?.items ?? 0) > 0, `${variant} exported ${signal} to the sink`);
+  }
+
+  for (const variant of ['B', 'C', 'D', 'E'] as const) {
+    const ratios = results.summary.ratios[variant]!;
+    for (const [name, ratio] of Object.entries(ratios)) {
+      // RSS can shrink across a GC: only its sign is not guaranteed in a run this small.
+      const positive = name !== 'memory_per_idle_connection';
+      assert.ok(Number.isFinite(ratio.value.median) && (!positive || ratio.value.median > 0), `${variant} ${name}`);
+      assert.equal(typeof ratio.met, 'boolean');
+    }
+  }
+
+  // The table on stdout names every variant and every ratio against A.
+  assert.match(stdout, /^\s+A\s+B\s+C\s+D\s+E$/m);
+  for (const label of ['throughput vs A, 64 B', 'p99 at half load vs A', 'RSS per idle connection vs A']) assert.ok(stdout.includes(label), label);
+  assert.ok(existsSync(out.replace(/\.json$/, '.md')), 'the Markdown table is written beside the JSON');
+});

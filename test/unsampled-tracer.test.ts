@@ -1,0 +1,100 @@
+import assert from 'node:assert/strict';
+import { afterEach, test } from 'node:test';
+import { context, ROOT_CONTEXT, trace, TraceFlags, type Context } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { TraceState } from '@opentelemetry/core';
+import {
+  AlwaysOnSampler,
+  BasicTracerProvider,
+  InMemorySpanExporter,
+  ParentBasedSampler,
+  SimpleSpanProcessor,
+} from '@opentelemetry/sdk-trace-base';
+import { UnsampledShortcutTracer, type Shortcut } from '../src/unsampled-tracer.js';
+
+const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
+const SPAN = '00f067aa0ba902b7';
+
+function parent(flags: TraceFlags): Context {
+  return trace.setSpanContext(ROOT_CONTEXT, { traceId: TRACE, spanId: SPAN, traceFlags: flags, traceState: new TraceState('k=v'), isRemote: true });
+}
+
+function setup(shortcut: Shortcut) {
+  const exporter = new InMemorySpanExporter();
+  const provider = new BasicTracerProvider({
+    sampler: new ParentBasedSampler({ root: new AlwaysOnSampler() }),
+    spanProcessors: [new SimpleSpanProcessor(exporter)],
+  });
+  return { exporter, tracer: new UnsampledShortcutTracer(provider.getTracer('t'), shortcut) };
+}
+
+afterEach(() => context.disable());
+
+test('an unsampled parent gets an unsampled child without the SDK: its trace, a new span id, its trace state', () => {
+  const { exporter, tracer } = setup('unsampled-parents');
+  const spans = [1, 2, 3].map(() => tracer.startSpan('m', { attributes: { a: 1 } }, parent(TraceFlags.NONE)));
+  for (const span of spans) {
+    const sc = span.spanContext();
+    assert.equal(span.isRecording(), false);
+    assert.equal(sc.traceId, TRACE);
+    assert.match(sc.spanId, /^(?!0{16})[0-9a-f]{16}$/);
+    assert.notEqual(sc.spanId, SPAN);
+    assert.equal(sc.traceFlags, TraceFlags.NONE);
+    assert.equal(sc.traceState?.get('k'), 'v');
+    span.end();
+  }
+  assert.equal(new Set(spans.map((s) => s.spanContext().spanId)).size, 3);
+  assert.equal(exporter.getFinishedSpans().length, 0);
+});
+
+test('a sampled parent, or none, goes to the SDK and is recorded', () => {
+  const { exporter, tracer } = setup('unsampled-parents');
+  tracer.startSpan('child', {}, parent(TraceFlags.SAMPLED)).end();
+  tracer.startSpan('root', {}, ROOT_CONTEXT).end();
+  const [child, root] = exporter.getFinishedSpans();
+  assert.equal(child.spanContext().traceId, TRACE);
+  assert.equal(child.parentSpanContext?.spanId, SPAN);
+  assert.notEqual(root.spanContext().traceId, TRACE);
+});
+
+test('an invalid parent is not followed: the SDK starts a new trace', () => {
+  const { exporter, tracer } = setup('unsampled-parents');
+  const bad = trace.setSpanContext(ROOT_CONTEXT, { traceId: '0'.repeat(32), spanId: SPAN, traceFlags: TraceFlags.NONE });
+  tracer.startSpan('x', {}, bad).end();
+  assert.equal(exporter.getFinishedSpans().length, 1);
+});
+
+test("'never' makes every span itself: new trace ids for roots, the parent's otherwise", () => {
+  const { exporter, tracer } = setup('never');
+  const root = tracer.startSpan('root', {}, ROOT_CONTEXT);
+  assert.match(root.spanContext().traceId, /^(?!0{32})[0-9a-f]{32}$/);
+  const child = tracer.startSpan('child', {}, parent(TraceFlags.SAMPLED));
+  assert.equal(child.spanContext().traceId, TRACE);
+  assert.equal(child.spanContext().traceFlags, TraceFlags.NONE);
+  root.end();
+  child.end();
+  assert.equal(exporter.getFinishedSpans().length, 0);
+});
+
+test('startActiveSpan runs the callback inside the new span and returns its result', () => {
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  const { tracer } = setup('never');
+  const result = tracer.startActiveSpan('a', {}, parent(TraceFlags.NONE), (span) => {
+    assert.equal(trace.getActiveSpan(), span);
+    return 42;
+  });
+  assert.equal(result, 42);
+});
+
+test("'disabled' hands back the parent's own span, as the no-op tracer does; a root still gets valid ids", () => {
+  const { exporter, tracer } = setup('disabled');
+  const ctx = parent(TraceFlags.SAMPLED);
+  const child = tracer.startSpan('child', {}, ctx);
+  assert.equal(child, trace.getSpan(ctx));
+  const root = tracer.startSpan('root', {}, ROOT_CONTEXT);
+  assert.match(root.spanContext().traceId, /^(?!0{32})[0-9a-f]{32}$/);
+  assert.match(root.spanContext().spanId, /^(?!0{16})[0-9a-f]{16}$/);
+  assert.equal(root.isRecording(), false);
+  root.end();
+  assert.equal(exporter.getFinishedSpans().length, 0);
+});
