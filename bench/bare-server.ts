@@ -7,6 +7,7 @@
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 
 type Id = string | number | null;
@@ -54,8 +55,14 @@ wss.on('connection', (ws: WebSocket) => {
 const server = createServer((_req, res) => {
   res.writeHead(404).end();
 });
+// A module-level listener: a closure here would share the upgrade handler's scope and keep
+// each request alive for its connection's life (the service avoids that too).
+function destroySocket(this: Duplex): void {
+  this.destroy();
+}
+
 server.on('upgrade', (req, socket, head) => {
-  socket.on('error', () => socket.destroy());
+  socket.on('error', destroySocket);
   wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
 });
 server.listen(Number(process.env.PORT ?? 0), process.env.HOST ?? '127.0.0.1', () => {

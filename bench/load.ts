@@ -410,9 +410,10 @@ async function interleave(job: InterleaveJob, id: number): Promise<InterleaveRes
 
 let idle: WebSocket[] = [];
 
+/** Opens `count` more idle connections; they stay open until close-idle. */
 async function openIdle(job: OpenIdleJob): Promise<OpenIdleResult> {
   const started = performance.now();
-  idle = await connectMany(job.url, job.count, job.concurrency);
+  idle = [...idle, ...(await connectMany(job.url, job.count, job.concurrency))];
   return { open: idle.filter((ws) => ws.readyState === WebSocket.OPEN).length, seconds: (performance.now() - started) / 1000 };
 }
 

@@ -181,27 +181,37 @@ async function main(): Promise<void> {
   const generator = await Generator.start(pinning?.load);
   const servers = new Map<VariantName, ServerProcess>();
   const results: Results['variants'][number][] = [];
+  const start = async (name: VariantName): Promise<ServerProcess> => {
+    const server = await ServerProcess.start({ script: VARIANTS[name].script, env: VARIANTS[name].env(`${sink.endpoint}/${name}`) }, pinning?.server);
+    // Also the warm-up: code compiled and lazily made state made before anything is measured.
+    await checkConformance(server, generator);
+    return server;
+  };
   try {
-    for (const name of names) {
-      const variant = VARIANTS[name];
-      const server = await ServerProcess.start({ script: variant.script, env: variant.env(`${sink.endpoint}/${name}`) }, pinning?.server);
-      servers.set(name, server);
-      await checkConformance(server, generator);
-    }
     const scenarios = new Map<VariantName, { -readonly [K in keyof Scenarios]?: Scenarios[K] }>(names.map((n) => [n, {}]));
 
     if (only.has('idle_memory') || only.has('metrics_scrape')) {
+      // A fresh process per round: after connections close, a process keeps their pages, and the
+      // next round's growth would be hidden in them.
       for (let round = 1; round <= settings.rounds.idle; round++) {
         for (const name of names) {
           await waitForQuiet(quiet);
-          const { memory, scrape } = await idleAndScrape(servers.get(name)!, generator, settings, VARIANTS[name].noMetrics);
-          const s = scenarios.get(name)!;
-          if (only.has('idle_memory')) s.idle_memory = [...(s.idle_memory ?? []), memory];
-          if (only.has('metrics_scrape')) s.metrics_scrape = [...(s.metrics_scrape ?? []), scrape];
-          progress(`idle round ${round}/${settings.rounds.idle} ${name}: ${(memory.rssBytesPerConnection / 1024).toFixed(2)} KiB RSS per connection`);
+          const server = await start(name);
+          try {
+            const { memory, scrape } = await idleAndScrape(server, generator, settings, VARIANTS[name].noMetrics);
+            const s = scenarios.get(name)!;
+            if (only.has('idle_memory')) s.idle_memory = [...(s.idle_memory ?? []), memory];
+            if (only.has('metrics_scrape')) s.metrics_scrape = [...(s.metrics_scrape ?? []), scrape];
+            progress(`idle round ${round}/${settings.rounds.idle} ${name}: ${(memory.rssBytesPerConnection / 1024).toFixed(2)} KiB RSS, ${(memory.heapBytesPerConnection / 1024).toFixed(2)} KiB heap per connection`);
+          } finally {
+            await server.stop();
+          }
         }
       }
     }
+    // What the sink counts from here on is the long-lived servers' exports alone.
+    await sink.reset();
+    for (const name of names) servers.set(name, await start(name));
     const run = async (scenario: 'echo_64' | 'echo_1k' | 'latency_half_load' | 'churn', options: InterleaveOptions): Promise<void> => {
       if (!only.has(scenario)) return;
       await waitForQuiet(quiet);

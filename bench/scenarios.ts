@@ -44,12 +44,19 @@ export interface ScenarioRound extends Round {
 export interface MemoryResult {
   readonly connections: number;
   readonly openSeconds: number;
-  /** Growth of the resident set per idle connection, after a full GC. */
+  /**
+   * Resident set per idle connection: the slope from a quarter to all of them, after a full GC
+   * at each quarter. The first quarter absorbs one-off growth (a young generation widened by
+   * the burst of handshakes, the export pipelines' buffers and the log transport worker's heap),
+   * so this is what each further connection holds.
+   */
   readonly rssBytesPerConnection: number;
-  /** Growth of the JS heap (used) plus memory held outside it (Buffers), per idle connection, after a full GC. */
+  /** JS heap (used) plus memory held outside it (Buffers), per idle connection, measured the same way. */
   readonly heapBytesPerConnection: number;
-  readonly before: { readonly rss: number; readonly heapUsed: number; readonly external: number };
-  readonly after: { readonly rss: number; readonly heapUsed: number; readonly external: number };
+  /** Resident set growth from none to all of them, per connection: one-off growth included. */
+  readonly rssBytesPerConnectionFromZero: number;
+  readonly heapBytesPerConnectionFromZero: number;
+  readonly samples: { readonly at: number; readonly rss: number; readonly heapUsed: number; readonly external: number }[];
 }
 
 export interface ScrapeResult {
@@ -206,7 +213,20 @@ async function scrapeAll(server: ServerProcess, connections: number, scrapes: nu
   };
 }
 
-/** Idle memory per connection with `connections` open, then /metrics scrapes while they stay open. */
+/** Least-squares slope of y over x. */
+function slope(points: readonly (readonly [number, number])[]): number {
+  const n = points.length;
+  const mx = points.reduce((s, [x]) => s + x, 0) / n;
+  const my = points.reduce((s, [, y]) => s + y, 0) / n;
+  const sxy = points.reduce((s, [x, y]) => s + (x - mx) * (y - my), 0);
+  const sxx = points.reduce((s, [x]) => s + (x - mx) ** 2, 0);
+  return sxy / sxx;
+}
+
+/**
+ * Idle memory per connection: samples after a full GC with none, a quarter, half, three
+ * quarters and all of `connections` open; then /metrics scrapes while they stay open.
+ */
 export async function idleAndScrape(
   server: ServerProcess,
   generator: Generator,
@@ -214,23 +234,41 @@ export async function idleAndScrape(
   noMetrics: string | undefined,
 ): Promise<{ memory: MemoryResult; scrape: ScrapeResult | NotApplicable }> {
   const { connections, concurrency, settleMs, scrapes } = settings.idle;
-  const before = await server.sample(true);
-  const opened = await generator.run<OpenIdleResult>({ op: 'open-idle', url: server.wsUrl, count: connections, concurrency }, connections * 20 + 60_000);
-  if (opened.open !== connections) throw new Error(`idle: ${opened.open} of ${connections} connections open`);
-  // Let the handshakes' logs, spans and timers settle before the heap is read.
-  await sleep(settleMs);
-  const after = await server.sample(true);
+  const samples: MemoryResult['samples'][number][] = [];
+  let openSeconds = 0;
+  const openTo = async (total: number): Promise<void> => {
+    const count = total - (samples.at(-1)?.at ?? 0);
+    const opened = await generator.run<OpenIdleResult>({ op: 'open-idle', url: server.wsUrl, count, concurrency }, count * 20 + 60_000);
+    if (opened.open !== total) throw new Error(`idle: ${opened.open} of ${total} connections open`);
+    openSeconds += opened.seconds;
+    // Let the handshakes' logs, spans and timers settle before the heap is read.
+    await sleep(settleMs);
+  };
+  const sample = async (at: number): Promise<void> => {
+    const m = await server.sample(true);
+    samples.push({ at, rss: m.rss, heapUsed: m.heapUsed, external: m.external });
+  };
+  await sample(0);
+  for (let quarter = 1; quarter <= 4; quarter++) {
+    const at = Math.round((connections * quarter) / 4);
+    await openTo(at);
+    await sample(at);
+  }
   const scrape: ScrapeResult | NotApplicable =
     noMetrics === undefined ? await scrapeAll(server, connections, scrapes) : { applicable: false, reason: noMetrics };
   await generator.run({ op: 'close-idle' }, connections * 10 + 60_000);
+  const heap = (x: (typeof samples)[number]) => x.heapUsed + x.external;
+  const [zero, ...rest] = samples;
+  const full = samples[samples.length - 1];
   return {
     memory: {
       connections,
-      openSeconds: opened.seconds,
-      rssBytesPerConnection: (after.rss - before.rss) / connections,
-      heapBytesPerConnection: (after.heapUsed + after.external - before.heapUsed - before.external) / connections,
-      before: { rss: before.rss, heapUsed: before.heapUsed, external: before.external },
-      after: { rss: after.rss, heapUsed: after.heapUsed, external: after.external },
+      openSeconds,
+      rssBytesPerConnection: slope(rest.map((x) => [x.at, x.rss])),
+      heapBytesPerConnection: slope(rest.map((x) => [x.at, heap(x)])),
+      rssBytesPerConnectionFromZero: (full.rss - zero.rss) / connections,
+      heapBytesPerConnectionFromZero: (heap(full) - heap(zero)) / connections,
+      samples,
     },
     scrape,
   };

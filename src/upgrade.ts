@@ -60,6 +60,15 @@ type Refuse = (status: number, reason: UpgradeRejectReason, message: string, hea
 /** Refusals an operator expects in normal running (scanners, a drain) are info; the rest warn. */
 const QUIET_REASONS: ReadonlySet<UpgradeRejectReason> = new Set(['not_found', 'shutting_down']);
 
+/**
+ * A socket's error listener lives as long as the socket. As a closure in the upgrade handler it
+ * would share that call's scope, and keep the request, its head buffer and the handshake span
+ * alive for the whole connection.
+ */
+function destroySocket(this: Duplex): void {
+  this.destroy();
+}
+
 function pathOf(url: string | undefined): string {
   const raw = url ?? '/';
   const query = raw.indexOf('?');
@@ -109,7 +118,7 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
 
   return (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     // Network faults before the handshake are the client's; without a listener they would crash.
-    socket.on('error', () => socket.destroy());
+    socket.on('error', destroySocket);
     const path = pathOf(req.url);
     const route = path === deps.wsPath ? deps.wsPath : undefined;
 
@@ -168,7 +177,9 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
       deps.wss.handleUpgrade(req, socket, head, (ws) => {
         socket.off('close', abandoned);
         finish(101);
-        context.with(handshake, () => deps.onConnection(ws, handshake, req));
+        // The connection keeps the handshake's ids, not the ended span and all it holds.
+        const connected = trace.setSpan(parent, trace.wrapSpanContext(span.spanContext()));
+        context.with(connected, () => deps.onConnection(ws, connected, req));
       });
     });
   };
