@@ -52,7 +52,7 @@ const FULL: Settings = {
 
 const TINY: Settings = {
   rounds: { echo: 2, latency: 2, churn: 2, idle: 1 },
-  sliceMs: 50,
+  sliceMs: 200,
   cycles: { echo: 2, latency: 2, churn: 2 },
   warmupCycles: 1,
   settleMs: 200,
