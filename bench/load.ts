@@ -319,6 +319,15 @@ function churnDriver(job: InterleaveJob, target: Target): Driver {
   return driver;
 }
 
+function shuffled<T>(items: readonly T[]): T[] {
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [out[i], out[j]] = [out[j], out[i]];
+  }
+  return out;
+}
+
 /**
  * Alternates the load between the servers every `sliceMs`, `cycles` times per round, `rounds`
  * rounds: each server is alone on its core while loaded, and over a round each has met the
@@ -334,10 +343,12 @@ async function interleave(job: InterleaveJob, id: number): Promise<InterleaveRes
     }
     const rounds: InterleaveResult = {};
     // Before the next server's slice, this one's requests in flight are answered: a backlog
-    // worked off on the shared core would otherwise land in the next server's latency.
+    // worked off on the shared core would otherwise land in the next server's latency. Work a
+    // server defers past that (a batch of spans flushed by a timer) still lands in whoever is
+    // next: the order is shuffled every cycle so that lands on every variant alike.
     const slices = async (cycles: number): Promise<void> => {
       for (let c = 0; c < cycles; c++) {
-        for (const d of drivers) {
+        for (const d of shuffled(drivers)) {
           d.start();
           await sleep(job.sliceMs);
           await d.stop();
