@@ -1,5 +1,5 @@
 /**
- * `--profile C,D`: runs each variant's server with `--cpu-prof` under 64 B echo saturation,
+ * `--profile C,D`: runs each variant's server with `--cpu-prof` under echo saturation (64 B, or `--profile-payload`),
  * then reads the profile back, keeps only the samples inside the measurement window, and says
  * where each microsecond per message goes: by function (self and inclusive) and by package.
  * The profile covers the main thread; the process CPU (every thread) is read as in the benchmark.
@@ -107,7 +107,7 @@ function top(map: Map<string, number>, n: number, perMessage: (us: number) => nu
     .map(([key, us]) => `${perMessage(us).toFixed(3).padStart(8)} µs  ${key}`);
 }
 
-async function profileOne(name: VariantName, seconds: number, pinning: Pinning | null, dir: string): Promise<void> {
+async function profileOne(name: VariantName, seconds: number, payloadBytes: number, pinning: Pinning | null, dir: string): Promise<void> {
   const variant = VARIANTS[name];
   const sink = variant.exports ? await Sink.start(pinning?.load) : undefined;
   const generator = await Generator.start(pinning?.load);
@@ -134,9 +134,9 @@ async function profileOne(name: VariantName, seconds: number, pinning: Pinning |
         cycles: seconds,
         warmupCycles: 3,
         settleMs: 0,
-        connections: 64,
-        inflight: 8,
-        payloadBytes: 64,
+        connections: 128,
+        inflight: 4,
+        payloadBytes,
         rate: 0,
         concurrency: 0,
       },
@@ -151,7 +151,7 @@ async function profileOne(name: VariantName, seconds: number, pinning: Pinning |
     const cpuSeconds = window.serverCpuSeconds;
     const per = (us: number) => us / result.messages;
     const lines = [
-      `== ${name}: ${variant.title}`,
+      `== ${name}: ${variant.title}, ${payloadBytes} B echo`,
       `${result.messages} messages in ${result.seconds.toFixed(1)} s; process CPU ${((cpuSeconds * 1e6) / result.messages).toFixed(2)} µs per message (all threads)`,
       `main thread busy ${per(b.windowUs - b.idleUs).toFixed(2)} µs per message, idle ${per(b.idleUs).toFixed(2)}`,
       '-- self time by package or module (µs per message)',
@@ -171,9 +171,9 @@ async function profileOne(name: VariantName, seconds: number, pinning: Pinning |
   }
 }
 
-export async function profileVariants(names: readonly VariantName[], seconds: number, pinning: Pinning | null, dir: string): Promise<void> {
+export async function profileVariants(names: readonly VariantName[], seconds: number, payloadBytes: number, pinning: Pinning | null, dir: string): Promise<void> {
   mkdirSync(dir, { recursive: true });
-  for (const name of names) await profileOne(name, seconds, pinning, dir);
+  for (const name of names) await profileOne(name, seconds, payloadBytes, pinning, dir);
   const left = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
   process.stderr.write(`[bench] profiles in ${dir}: ${left.join(', ')}\n`);
 }

@@ -19,6 +19,10 @@ const CLOSE_BRACKET = 0x5d;
  * judged the same way and then left for JSON.parse to refuse.
  */
 export function nestsDeeperThan(data: Uint8Array, maxDepth: number): boolean {
+  // Nesting deeper than maxDepth takes more than maxDepth opening brackets. Counting them with
+  // the native indexOf (a memchr) settles nearly every message without the byte loop, which cost
+  // 3.6 µs per KiB (CPU profile, 1 KiB echo at saturation) against 0.1 µs for this.
+  if (opensAtMost(data, maxDepth)) return false;
   let depth = 0;
   let inString = false;
   for (let i = 0; i < data.length; i++) {
@@ -35,4 +39,15 @@ export function nestsDeeperThan(data: Uint8Array, maxDepth: number): boolean {
     }
   }
   return false;
+}
+
+/** True when `data` holds at most `limit` bytes that are `{` or `[` (inside strings or not). */
+function opensAtMost(data: Uint8Array, limit: number): boolean {
+  let count = 0;
+  for (const open of [OPEN_BRACE, OPEN_BRACKET]) {
+    for (let at = data.indexOf(open); at !== -1; at = data.indexOf(open, at + 1)) {
+      if (++count > limit) return false;
+    }
+  }
+  return true;
 }
