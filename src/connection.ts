@@ -10,11 +10,9 @@ import {
   SpanKind,
   SpanStatusCode,
   trace,
-  type Attributes,
   type Context,
   type Link,
   type Span,
-  type Tracer,
 } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import WebSocket from 'ws';
@@ -23,6 +21,8 @@ import type { RateLimitConfig } from './config.js';
 import type { Instruments } from './instruments.js';
 import { ClientError, errorReply, parseMessage, type MessageId, type ParseResult, type Reply } from './protocol.js';
 import { MessageRateLimiter, type Verdict } from './rate-limit.js';
+import { withSpan } from './spans.js';
+import type { ServiceTracer } from './unsampled-tracer.js';
 import {
   ATTR_WS_CLOSE_CODE,
   ATTR_WS_CLOSE_INITIATOR,
@@ -31,7 +31,6 @@ import {
   ATTR_WS_ERROR_CODE,
   ATTR_WS_MESSAGE_SIZE,
   ATTR_WS_MESSAGE_TYPE,
-  ATTR_WS_OUTCOME,
   ATTR_ERROR_TYPE,
   closeReason,
   MESSAGE_TYPE_INVALID,
@@ -71,7 +70,7 @@ export interface ConnectionLimits {
 }
 
 export interface ConnectionDeps {
-  readonly tracer: Tracer;
+  readonly tracer: ServiceTracer;
   readonly instruments: Instruments;
   readonly logger: Logger;
   readonly handlers: HandlerRegistry;
@@ -92,25 +91,6 @@ export const CLOSE_GRACE_MS = 1000;
 
 /** Pongs queued but not yet written; past this the peer is not reading (it floods pings). */
 const MAX_PENDING_PONGS = 60;
-
-/** Metric attribute objects are built once per label combination, not per message. */
-const attributeCache = new Map<string, Attributes>();
-function cachedAttributes(key: string, build: () => Attributes): Attributes {
-  let attrs = attributeCache.get(key);
-  if (attrs === undefined) {
-    attrs = Object.freeze(build());
-    attributeCache.set(key, attrs);
-  }
-  return attrs;
-}
-
-function messageMetricAttributes(type: string, outcome: Outcome): Attributes {
-  return cachedAttributes(`m\0${type}\0${outcome}`, () => ({ [ATTR_WS_MESSAGE_TYPE]: type, [ATTR_WS_OUTCOME]: outcome }));
-}
-
-function closeMetricAttributes(reason: string): Attributes {
-  return cachedAttributes(`c\0${reason}`, () => ({ [ATTR_WS_CLOSE_REASON]: reason }));
-}
 
 /** A message's own `traceparent` puts its span in the sender's trace; an invalid one is ignored. */
 function remoteParent(message: { traceparent?: unknown; tracestate?: unknown }): Context | undefined {
@@ -151,6 +131,11 @@ export class Connection {
    */
   #serverCloseCode: number | undefined;
   readonly #limiter: MessageRateLimiter | undefined;
+  /**
+   * Whether a message's arrival time is used: by the duration histogram, the rate limit or a
+   * debug line. With the SDK disabled and neither of the others, the clock is not read.
+   */
+  readonly #timed: boolean;
   /** Cleared by each ping, set by the pong: false at the next ping means the peer is gone. */
   #alive = true;
   #pendingPongs = 0;
@@ -174,6 +159,7 @@ export class Connection {
   ) {
     const rate = deps.limits.rateLimit;
     this.#limiter = rate === undefined ? undefined : new MessageRateLimiter(rate, this.#openedAt);
+    this.#timed = deps.instruments.recordsDurations || this.#limiter !== undefined || deps.logger.isLevelEnabled('debug');
     ws.on('message', this.#onMessage);
     ws.on('error', this.#onError);
     ws.on('ping', this.#onPing);
@@ -262,7 +248,6 @@ export class Connection {
   };
 
   #onMessage = (data: WebSocket.RawData, isBinary: boolean): void => {
-    const started = performance.now();
     this.deps.instruments.totalMessages.add(1);
     this.#received++;
     // After its close frame the server may send nothing (RFC 6455 §5.5.1), so a message that
@@ -272,6 +257,7 @@ export class Connection {
       this.deps.instruments.lateMessages.add(1);
       return;
     }
+    const started = this.#timed ? performance.now() : 0;
     if (this.#limiter !== undefined) {
       const verdict = this.#limiter.admit(started);
       if (verdict !== 'accept') return this.#refuse(verdict, this.#limiter.refusedInStreak);
@@ -283,19 +269,25 @@ export class Connection {
     const type = handler ? handler.type : parsed.ok ? MESSAGE_TYPE_UNKNOWN : MESSAGE_TYPE_INVALID;
     const remote = parsed.ok ? remoteParent(parsed.message) : undefined;
     const parent = remote ?? this.handshake;
-    const span = this.deps.tracer.startSpan(
+    // Most message spans are not recorded (no exporter, or an unsampled trace): the tracer says
+    // so up front, and the name and attributes of a recorded span are built only for one that is.
+    const span = this.deps.tracer.unrecordedSpan(parent) ?? this.#recordedSpan(type, buffer.length, parent, remote !== undefined);
+    // With the SDK disabled the tracer hands back the parent's own span: its context is the parent.
+    const active = span === trace.getSpan(parent) ? parent : withSpan(parent, span);
+    context.with(active, this.#dispatch, undefined, parsed, handler, span, type, started);
+  };
+
+  #recordedSpan(type: string, size: number, parent: Context, remote: boolean): Span {
+    return this.deps.tracer.sdkSpan(
       `ws.message ${type}`,
       {
         kind: SpanKind.SERVER,
-        attributes: { [ATTR_WS_MESSAGE_TYPE]: type, [ATTR_WS_MESSAGE_SIZE]: buffer.length },
+        attributes: { [ATTR_WS_MESSAGE_TYPE]: type, [ATTR_WS_MESSAGE_SIZE]: size },
         links: remote ? [this.#link] : undefined,
       },
       parent,
     );
-    // With the SDK disabled the tracer hands back the parent's own span: its context is the parent.
-    const active = span === trace.getSpan(parent) ? parent : trace.setSpan(parent, span);
-    context.with(active, this.#dispatch, undefined, parsed, handler, span, type, started);
-  };
+  }
 
   /**
    * A message over the rate limit: answered `rate_limited` without being parsed or traced, so a
@@ -371,8 +363,9 @@ export class Connection {
     this.#send(reply, payload);
     if (outcome !== 'ok') span.setAttribute(ATTR_WS_ERROR_CODE, String(reply.code));
     span.end();
+    if (!this.#timed) return;
     const seconds = (performance.now() - started) / 1000;
-    this.deps.instruments.messageDuration.record(seconds, messageMetricAttributes(type, outcome));
+    this.deps.instruments.recordMessage(type, outcome, seconds);
     if (this.deps.logger.isLevelEnabled('debug')) {
       this.deps.logger.debug({ message_type: type, outcome, duration_ms: seconds * 1000 }, 'message processed');
     }
@@ -417,7 +410,7 @@ export class Connection {
     const code = this.#serverCloseCode ?? peerCode;
     const reason = closeReason(code);
     const initiator = this.#serverCloseCode === undefined ? 'client' : 'server';
-    this.deps.instruments.connectionDuration.record(seconds, closeMetricAttributes(reason));
+    this.deps.instruments.recordConnection(reason, seconds);
     const span = this.deps.tracer.startSpan(
       'ws.close',
       {

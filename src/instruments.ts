@@ -6,12 +6,16 @@
 import type { Attributes, Counter, Histogram, Meter } from '@opentelemetry/api';
 import {
   ATTR_ERROR_SOURCE,
+  ATTR_WS_CLOSE_REASON,
+  ATTR_WS_MESSAGE_TYPE,
+  ATTR_WS_OUTCOME,
   ATTR_REASON,
   ERROR_SOURCES,
   HTTP_REJECT_REASONS,
   SERVER_CLOSE_REASONS,
   UPGRADE_REJECT_REASONS,
   type ErrorSource,
+  type Outcome,
   type HttpRejectReason,
   type ServerCloseReason,
   type UpgradeRejectReason,
@@ -30,8 +34,15 @@ export interface Instruments {
   readonly totalMessages: Counter;
   readonly errorCount: Counter<{ [ATTR_ERROR_SOURCE]: ErrorSource }>;
   readonly shutdownDuration: Histogram;
-  readonly messageDuration: Histogram;
-  readonly connectionDuration: Histogram;
+  /**
+   * False when nothing reads durations (the SDK disabled: a no-op meter), so the message path
+   * can skip reading the clock for them.
+   */
+  readonly recordsDurations: boolean;
+  /** One message's processing time, by type (a registered handler's, or unknown/invalid) and outcome. */
+  recordMessage(type: string, outcome: Outcome, seconds: number): void;
+  /** One closed connection's lifetime, by close reason. */
+  recordConnection(reason: string, seconds: number): void;
   /** Messages refused by the per-connection rate limit (answered `rate_limited`). */
   readonly rateLimitedMessages: Counter;
   /** Messages that arrived after the server sent its close frame: not processed, not answered. */
@@ -49,6 +60,26 @@ export interface InstrumentSources {
   readonly liveConnections: () => number;
   /** MAX_CONNECTIONS, exported so `active_connections / max_connections` can be alerted on. */
   readonly maxConnections: number;
+  /** Whether the meter records anything (false with OTEL_SDK_DISABLED=true). */
+  readonly recording: boolean;
+}
+
+type ByOutcome = Readonly<Record<Outcome, Attributes>>;
+
+/**
+ * Frozen attribute sets, built once per label combination and found by plain property and map
+ * lookups: the metric instruments key their aggregation on the set's identity (see
+ * src/local-instruments.ts), so a message never builds or hashes one.
+ */
+function messageAttributes(): (type: string, outcome: Outcome) => Attributes {
+  const byType = new Map<string, ByOutcome>();
+  const build = (type: string): ByOutcome => {
+    const of = (outcome: Outcome) => Object.freeze({ [ATTR_WS_MESSAGE_TYPE]: type, [ATTR_WS_OUTCOME]: outcome });
+    const sets = Object.freeze({ ok: of('ok'), client_error: of('client_error'), internal_error: of('internal_error') });
+    byType.set(type, sets);
+    return sets;
+  };
+  return (type, outcome) => (byType.get(type) ?? build(type))[outcome];
 }
 
 /** A counter by `reason` whose every value exists at 0 from the first scrape, for rate() and alerts. */
@@ -133,12 +164,25 @@ export function createInstruments(meter: Meter, sources: InstrumentSources): Ins
     errorCount.add(0, attrs);
   }
 
+  const attributesOf = messageAttributes();
+  const byReason = new Map<string, Attributes>();
+  const reasonAttributes = (reason: string): Attributes => {
+    let attrs = byReason.get(reason);
+    if (attrs === undefined) byReason.set(reason, (attrs = Object.freeze({ [ATTR_WS_CLOSE_REASON]: reason })));
+    return attrs;
+  };
+
   return {
     totalMessages,
     errorCount,
     shutdownDuration,
-    messageDuration,
-    connectionDuration,
+    recordsDurations: sources.recording,
+    recordMessage(type, outcome, seconds) {
+      messageDuration.record(seconds, attributesOf(type, outcome));
+    },
+    recordConnection(reason, seconds) {
+      connectionDuration.record(seconds, reasonAttributes(reason));
+    },
     rateLimitedMessages,
     lateMessages,
     countError(source) {

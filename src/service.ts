@@ -72,6 +72,7 @@ export function createService(deps: ServiceDeps): Service {
   const instruments = createInstruments(telemetry.meter, {
     liveConnections: () => connections.size,
     maxConnections: config.limits.maxConnections,
+    recording: telemetry.state() !== 'disabled',
   });
   let state: LifecycleState = 'idle';
   let server: Server | undefined;

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { isSpanContextValid, trace, type Span, type SpanContext } from '@opentelemetry/api';
+import { isSpanContextValid, trace, type Context, type Span, type SpanContext } from '@opentelemetry/api';
 
 /** Fresh W3C ids, unsampled: enough for a log line's request_id when nothing is recorded. */
 export function randomSpanContext(traceId?: string): SpanContext {
@@ -14,4 +14,50 @@ export function randomSpanContext(traceId?: string): SpanContext {
 export function withValidIds(span: Span): Span {
   if (isSpanContextValid(span.spanContext())) return span;
   return trace.wrapSpanContext(randomSpanContext());
+}
+
+/** The key `trace.setSpan` stores a span under, read back through the API rather than assumed. */
+const SPAN_KEY: symbol = (() => {
+  let seen: symbol | undefined;
+  const probe: Context = {
+    getValue(key) {
+      seen = key;
+      return undefined;
+    },
+    setValue: () => probe,
+    deleteValue: () => probe,
+  };
+  trace.getSpan(probe);
+  if (seen === undefined) throw new Error('@opentelemetry/api did not read a span key from the context');
+  return seen;
+})();
+
+/**
+ * A context that is its parent plus one value. The API's own contexts copy the parent's whole
+ * map and make three closures on every `setValue`; a message's span context is made once per
+ * message and read at most a few times, so a link to the parent costs less.
+ */
+class ContextLayer implements Context {
+  constructor(
+    private readonly parent: Context,
+    private readonly key: symbol,
+    private readonly value: unknown,
+  ) {}
+
+  getValue(key: symbol): unknown {
+    return key === this.key ? this.value : this.parent.getValue(key);
+  }
+
+  setValue(key: symbol, value: unknown): Context {
+    return new ContextLayer(this, key, value);
+  }
+
+  deleteValue(key: symbol): Context {
+    return new ContextLayer(this, key, undefined);
+  }
+}
+
+/** `trace.setSpan(parent, span)`, without copying the parent. */
+export function withSpan(parent: Context, span: Span): Context {
+  return new ContextLayer(parent, SPAN_KEY, span);
 }

@@ -9,7 +9,6 @@ import {
   propagation,
   trace,
   type Meter,
-  type Tracer,
 } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
@@ -36,7 +35,7 @@ import type { OtlpProtocol, TelemetryConfig } from './config.js';
 import { withDeadline } from './deadline.js';
 import { ExportHealth, observeMetricExporter, observeSpanExporter, type ExportStatus } from './export-health.js';
 import { LocalInstruments } from './local-instruments.js';
-import { UnsampledShortcutTracer, type Shortcut } from './unsampled-tracer.js';
+import { UnsampledShortcutTracer, type ServiceTracer, type Shortcut } from './unsampled-tracer.js';
 
 /** Prometheus text format 0.0.4, which the exporter's own handler does not declare. */
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
@@ -44,7 +43,7 @@ export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8
 export type SdkState = 'started' | 'disabled' | 'stopped';
 
 export interface Telemetry {
-  readonly tracer: Tracer;
+  readonly tracer: ServiceTracer;
   readonly meter: Meter;
   readonly state: () => SdkState;
   /** Collects and serialises every metric; rejects when the SDK cannot collect (not started, shut down, disabled). */

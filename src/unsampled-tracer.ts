@@ -20,6 +20,7 @@ import { randomFillSync } from 'node:crypto';
 import {
   context,
   isSpanContextValid,
+  ROOT_CONTEXT,
   trace,
   TraceFlags,
   type Context,
@@ -64,7 +65,73 @@ class Ids {
   }
 }
 
-export class UnsampledShortcutTracer implements Tracer {
+/**
+ * A span that is not recorded, whose span id is drawn the first time anyone asks for it. Most
+ * message spans are never asked (no log line is written inside them at the default level), so
+ * most never pay for an id; one that is asked keeps the same id from then on.
+ */
+class UnrecordedSpan implements Span {
+  #context: SpanContext | undefined;
+
+  constructor(
+    private readonly ids: Ids,
+    private readonly traceId: string | undefined,
+    private readonly traceState: SpanContext['traceState'],
+  ) {}
+
+  spanContext(): SpanContext {
+    return (this.#context ??= {
+      traceId: this.traceId ?? this.ids.traceId(),
+      spanId: this.ids.spanId(),
+      traceFlags: TraceFlags.NONE,
+      traceState: this.traceState,
+    });
+  }
+
+  setAttribute(): this {
+    return this;
+  }
+
+  setAttributes(): this {
+    return this;
+  }
+
+  addEvent(): this {
+    return this;
+  }
+
+  addLink(): this {
+    return this;
+  }
+
+  addLinks(): this {
+    return this;
+  }
+
+  setStatus(): this {
+    return this;
+  }
+
+  updateName(): this {
+    return this;
+  }
+
+  end(): void {}
+
+  isRecording(): boolean {
+    return false;
+  }
+
+  recordException(): void {}
+}
+
+/** The service's tracer: the API's, plus a way to skip building spans that will not be recorded. */
+export interface ServiceTracer extends Tracer {
+  unrecordedSpan(ctx: Context): Span | undefined;
+  sdkSpan(name: string, options: SpanOptions, ctx: Context): Span;
+}
+
+export class UnsampledShortcutTracer implements ServiceTracer {
   readonly #ids = new Ids();
   /** Span contexts already found valid: a connection's parent is checked once, not per message. */
   readonly #valid = new WeakSet<SpanContext>();
@@ -81,20 +148,30 @@ export class UnsampledShortcutTracer implements Tracer {
     return true;
   }
 
-  startSpan(name: string, options?: SpanOptions, ctx: Context = context.active()): Span {
-    if (this.shortcut === 'none' || isTracingSuppressed(ctx)) return this.sdk.startSpan(name, options, ctx);
-    const parent = options?.root ? undefined : trace.getSpanContext(ctx);
+  /**
+   * The span startSpan would give a child of `ctx` when that child is certain not to be
+   * recorded, else undefined. A caller on a hot path asks first, and builds a recorded span's
+   * name and attributes only when they will be kept.
+   */
+  unrecordedSpan(ctx: Context): Span | undefined {
+    if (this.shortcut === 'none' || isTracingSuppressed(ctx)) return undefined;
+    const parent = trace.getSpanContext(ctx);
     const valid = parent !== undefined && this.#isValid(parent);
     if (this.shortcut === 'disabled' && valid) return trace.getSpan(ctx)!;
     if (this.shortcut === 'never' || this.shortcut === 'disabled' || (valid && (parent.traceFlags & TraceFlags.SAMPLED) === 0)) {
-      return trace.wrapSpanContext({
-        traceId: valid ? parent.traceId : this.#ids.traceId(),
-        spanId: this.#ids.spanId(),
-        traceFlags: TraceFlags.NONE,
-        traceState: valid ? parent.traceState : undefined,
-      });
+      return new UnrecordedSpan(this.#ids, valid ? parent.traceId : undefined, valid ? parent.traceState : undefined);
     }
+    return undefined;
+  }
+
+  /** The SDK's startSpan, for a caller that has already asked unrecordedSpan and got nothing. */
+  sdkSpan(name: string, options: SpanOptions, ctx: Context): Span {
     return this.sdk.startSpan(name, options, ctx);
+  }
+
+  startSpan(name: string, options?: SpanOptions, ctx: Context = context.active()): Span {
+    const unrecorded = isTracingSuppressed(ctx) ? undefined : this.unrecordedSpan(options?.root ? ROOT_CONTEXT : ctx);
+    return unrecorded ?? this.sdk.startSpan(name, options, ctx);
   }
 
   startActiveSpan<F extends (span: Span) => unknown>(name: string, fn: F): ReturnType<F>;

@@ -120,3 +120,23 @@ test('with OTEL_SDK_DISABLED=true logs still carry a request_id, the caller\'s w
   assert.ok(first.every((l) => l.request_id === anonymousId));
   assert.ok(second.every((l) => l.request_id === UPSTREAM_TRACE));
 });
+
+test('an unsampled caller: nothing recorded, yet every message line has its own span id under the caller\'s trace', async () => {
+  harness = await startHarness();
+  const client = await Client.connect(harness.wsUrl, { headers: { traceparent: `00-${UPSTREAM_TRACE}-${UPSTREAM_SPAN}-00` } });
+  for (const id of [1, 2, 3]) await client.request({ type: 'ping', id });
+  await client.close();
+  await eventually(() => harness!.logs.find((l) => l.message === 'WebSocket closed'));
+
+  const connected = harness.logs.find((l) => l.message === 'WebSocket connected')!;
+  const processed = harness.logs.filter((l) => l.message === 'message processed');
+  assert.equal(processed.length, 3);
+  for (const line of [connected, ...processed]) {
+    assert.equal(line.request_id, UPSTREAM_TRACE);
+    assert.equal(line.trace_flags, '00');
+    assert.match(String(line.span_id), /^(?!0{16})[0-9a-f]{16}$/);
+  }
+  const spanIds = new Set([connected, ...processed].map((l) => l.span_id));
+  assert.equal(spanIds.size, 4, 'each message span has an id of its own, not the connection\'s');
+  assert.equal(harness.spans.getFinishedSpans().filter((s) => s.spanContext().traceId === UPSTREAM_TRACE).length, 0);
+});

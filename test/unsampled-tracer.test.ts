@@ -10,6 +10,7 @@ import {
   ParentBasedSampler,
   SimpleSpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
+import { withSpan } from '../src/spans.js';
 import { UnsampledShortcutTracer, type Shortcut } from '../src/unsampled-tracer.js';
 
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
@@ -97,4 +98,56 @@ test("'disabled' hands back the parent's own span, as the no-op tracer does; a r
   assert.equal(root.isRecording(), false);
   root.end();
   assert.equal(exporter.getFinishedSpans().length, 0);
+});
+
+test('unrecordedSpan answers up front: a span for an unsampled parent, nothing for one the SDK must decide', () => {
+  const { exporter, tracer } = setup('unsampled-parents');
+  const unsampled = tracer.unrecordedSpan(parent(TraceFlags.NONE));
+  assert.ok(unsampled !== undefined);
+  assert.equal(unsampled.isRecording(), false);
+  assert.equal(tracer.unrecordedSpan(parent(TraceFlags.SAMPLED)), undefined);
+  assert.equal(tracer.unrecordedSpan(ROOT_CONTEXT), undefined);
+  assert.equal(setup('none').tracer.unrecordedSpan(parent(TraceFlags.NONE)), undefined);
+  unsampled.end();
+  assert.equal(exporter.getFinishedSpans().length, 0);
+});
+
+test("an unrecorded span's id is drawn once, when first read, and never changes", () => {
+  const { tracer } = setup('never');
+  const spans = Array.from({ length: 300 }, () => tracer.unrecordedSpan(parent(TraceFlags.SAMPLED))!);
+  // Read in reverse: ids are drawn in reading order, and each span keeps the one it drew.
+  const first = spans.toReversed().map((s) => s.spanContext());
+  const again = spans.toReversed().map((s) => s.spanContext());
+  assert.deepEqual(again, first);
+  assert.equal(new Set(first.map((sc) => sc.spanId)).size, 300);
+  for (const sc of first) {
+    assert.equal(sc.traceId, TRACE);
+    assert.match(sc.spanId, /^(?!0{16})[0-9a-f]{16}$/);
+  }
+  const root = tracer.unrecordedSpan(ROOT_CONTEXT)!;
+  assert.match(root.spanContext().traceId, /^(?!0{32})[0-9a-f]{32}$/);
+  assert.equal(root.spanContext().traceId, root.spanContext().traceId);
+});
+
+test("withSpan: the parent's values plus the span, for the API and the SDK alike", () => {
+  const { exporter, tracer } = setup('unsampled-parents');
+  const key = Symbol('app value');
+  const base = parent(TraceFlags.SAMPLED).setValue(key, 'kept');
+  const span = tracer.startSpan('outer', {}, base);
+  const layered = withSpan(base, span);
+  assert.equal(trace.getSpan(layered), span);
+  assert.equal(layered.getValue(key), 'kept');
+  // Writes make new contexts and leave the layer as it was.
+  const other = Symbol('other');
+  const written = layered.setValue(other, 1);
+  assert.equal(written.getValue(other), 1);
+  assert.equal(written.getValue(key), 'kept');
+  assert.equal(layered.getValue(other), undefined);
+  assert.equal(layered.deleteValue(key).getValue(key), undefined);
+  assert.equal(layered.getValue(key), 'kept');
+  // The SDK finds the parent through it: a child of the layer is a child of the span.
+  tracer.startSpan('inner', {}, layered).end();
+  span.end();
+  const [inner] = exporter.getFinishedSpans();
+  assert.equal(inner.parentSpanContext?.spanId, span.spanContext().spanId);
 });
