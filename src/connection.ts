@@ -42,7 +42,8 @@ import {
 /** Counts handler work still running, so shutdown can let in-flight messages finish. */
 export class InflightTracker {
   #count = 0;
-  #waiters: (() => void)[] = [];
+  /** Made on the first wait (a drain), not with every connection. */
+  #waiters: (() => void)[] | undefined;
 
   get count(): number {
     return this.#count;
@@ -54,11 +55,11 @@ export class InflightTracker {
 
   end(): void {
     this.#count--;
-    if (this.#count === 0) for (const wake of this.#waiters.splice(0)) wake();
+    if (this.#count === 0 && this.#waiters !== undefined) for (const wake of this.#waiters.splice(0)) wake();
   }
 
   idle(): Promise<void> {
-    return this.#count === 0 ? Promise.resolve() : new Promise((resolve) => this.#waiters.push(resolve));
+    return this.#count === 0 ? Promise.resolve() : new Promise((resolve) => (this.#waiters ??= []).push(resolve));
   }
 }
 
@@ -75,6 +76,8 @@ export interface ConnectionDeps {
   readonly logger: Logger;
   readonly handlers: HandlerRegistry;
   readonly limits: ConnectionLimits;
+  /** Called once, after the connection's close has been recorded: the service forgets it. */
+  readonly closed: (connection: Connection) => void;
 }
 
 export interface Peer {
@@ -120,7 +123,34 @@ function violation(code: string): { code: number; reason: ServerCloseReason } {
   }
 }
 
+/** Where a socket keeps its Connection, so one set of listeners serves every socket. */
+const OWNER = Symbol('ws-service connection');
+type OwnedSocket = WebSocket & { [OWNER]: Connection };
+
 export class Connection {
+  /**
+   * ws calls a listener with the socket as `this`. Shared listeners that find their Connection
+   * there cost nothing per connection; a closure per event per connection cost an idle
+   * connection about as much heap as all its other state.
+   */
+  static readonly #listeners = {
+    message: function (this: WebSocket, data: WebSocket.RawData, isBinary: boolean): void {
+      (this as OwnedSocket)[OWNER].#onMessage(data, isBinary);
+    },
+    error: function (this: WebSocket, err: Error & { code?: string }): void {
+      (this as OwnedSocket)[OWNER].#onError(err);
+    },
+    ping: function (this: WebSocket, data: Buffer): void {
+      (this as OwnedSocket)[OWNER].#onPing(data);
+    },
+    pong: function (this: WebSocket): void {
+      (this as OwnedSocket)[OWNER].#alive = true;
+    },
+    close: function (this: WebSocket, code: number): void {
+      (this as OwnedSocket)[OWNER].#onClose(code);
+    },
+  };
+
   /** This connection's async handlers still running; a drain waits for them before closing. */
   readonly inflight = new InflightTracker();
   readonly #openedAt = performance.now();
@@ -160,11 +190,17 @@ export class Connection {
     const rate = deps.limits.rateLimit;
     this.#limiter = rate === undefined ? undefined : new MessageRateLimiter(rate, this.#openedAt);
     this.#timed = deps.instruments.recordsDurations || this.#limiter !== undefined || deps.logger.isLevelEnabled('debug');
-    ws.on('message', this.#onMessage);
-    ws.on('error', this.#onError);
-    ws.on('ping', this.#onPing);
-    ws.on('pong', this.#onPong);
-    ws.once('close', this.#onClose);
+    (ws as OwnedSocket)[OWNER] = this;
+    const listeners = Connection.#listeners;
+    // Unbound on purpose: ws calls each with the socket as `this`, which they are written for.
+    /* eslint-disable @typescript-eslint/unbound-method */
+    ws.on('message', listeners.message);
+    ws.on('error', listeners.error);
+    ws.on('ping', listeners.ping);
+    ws.on('pong', listeners.pong);
+    // ws emits 'close' exactly once.
+    ws.on('close', listeners.close);
+    /* eslint-enable @typescript-eslint/unbound-method */
   }
 
   /**
@@ -226,7 +262,7 @@ export class Connection {
     this.#graceTimer ??= setTimeout(() => this.ws.terminate(), CLOSE_GRACE_MS).unref();
   }
 
-  #onPing = (data: Buffer): void => {
+  #onPing(data: Buffer): void {
     if (this.ws.readyState !== WebSocket.OPEN) return;
     if (this.#pendingPongs >= MAX_PENDING_PONGS) {
       this.#serverCloseCode ??= 1006;
@@ -236,18 +272,10 @@ export class Connection {
       return;
     }
     this.#pendingPongs++;
-    this.ws.pong(data, false, this.#pongWritten);
-  };
+    this.ws.pong(data, false, () => this.#pendingPongs--);
+  }
 
-  #pongWritten = (): void => {
-    this.#pendingPongs--;
-  };
-
-  #onPong = (): void => {
-    this.#alive = true;
-  };
-
-  #onMessage = (data: WebSocket.RawData, isBinary: boolean): void => {
+  #onMessage(data: WebSocket.RawData, isBinary: boolean): void {
     this.deps.instruments.totalMessages.add(1);
     this.#received++;
     // After its close frame the server may send nothing (RFC 6455 §5.5.1), so a message that
@@ -274,8 +302,8 @@ export class Connection {
     const span = this.deps.tracer.unrecordedSpan(parent) ?? this.#recordedSpan(type, buffer.length, parent, remote !== undefined);
     // With the SDK disabled the tracer hands back the parent's own span: its context is the parent.
     const active = span === trace.getSpan(parent) ? parent : withSpan(parent, span);
-    context.with(active, this.#dispatch, undefined, parsed, handler, span, type, started);
-  };
+    context.with(active, Connection.#dispatch, undefined, this, parsed, handler, span, type, started);
+  }
 
   #recordedSpan(type: string, size: number, parent: Context, remote: boolean): Span {
     return this.deps.tracer.sdkSpan(
@@ -310,34 +338,36 @@ export class Connection {
     }
   }
 
-  #dispatch = (
+  /** Static, so that entering the message's context needs no function bound to this connection. */
+  static #dispatch(
+    connection: Connection,
     parsed: ParseResult,
     handler: MessageHandler | undefined,
     span: Span,
     type: string,
     started: number,
-  ): void => {
-    if (!parsed.ok) return this.#finish(parsed.error, 'client_error', span, type, started);
+  ): void {
+    if (!parsed.ok) return connection.#finish(parsed.error, 'client_error', span, type, started);
     const { message } = parsed;
     if (handler === undefined) {
-      const reply = errorReply(message.id, 'unknown_type', `unknown message type; known: ${[...this.deps.handlers.keys()].join(', ')}`);
-      return this.#finish(reply, 'client_error', span, type, started);
+      const reply = errorReply(message.id, 'unknown_type', `unknown message type; known: ${[...connection.deps.handlers.keys()].join(', ')}`);
+      return connection.#finish(reply, 'client_error', span, type, started);
     }
     let result: Reply | Promise<Reply>;
     try {
       result = handler.handle(message);
     } catch (err) {
-      return this.#fail(err, message.id, span, type, started);
+      return connection.#fail(err, message.id, span, type, started);
     }
-    if (!isPromise(result)) return this.#finish(result, 'ok', span, type, started);
-    this.inflight.begin();
+    if (!isPromise(result)) return connection.#finish(result, 'ok', span, type, started);
+    connection.inflight.begin();
     result
       .then(
-        (reply) => this.#finish(reply, 'ok', span, type, started),
-        (err: unknown) => this.#fail(err, message.id, span, type, started),
+        (reply) => connection.#finish(reply, 'ok', span, type, started),
+        (err: unknown) => connection.#fail(err, message.id, span, type, started),
       )
-      .finally(() => this.inflight.end());
-  };
+      .finally(() => connection.inflight.end());
+  }
 
   #fail(err: unknown, id: MessageId, span: Span, type: string, started: number): void {
     if (err instanceof ClientError) {
@@ -386,7 +416,7 @@ export class Connection {
     }
   }
 
-  #onError = (err: Error & { code?: string }): void => {
+  #onError(err: Error & { code?: string }): void {
     // ws reports peer protocol violations here (codes WS_ERR_*) and closes the socket itself
     // with the matching close code: a handled client fault, not an unhandled error.
     context.with(this.handshake, () => {
@@ -402,9 +432,9 @@ export class Connection {
       this.deps.instruments.countError('socket');
       this.deps.logger.error({ err }, 'WebSocket error');
     });
-  };
+  }
 
-  #onClose = (peerCode: number): void => {
+  #onClose(peerCode: number): void {
     clearTimeout(this.#graceTimer);
     const seconds = (performance.now() - this.#openedAt) / 1000;
     const code = this.#serverCloseCode ?? peerCode;
@@ -424,7 +454,7 @@ export class Connection {
       },
       this.handshake,
     );
-    context.with(trace.setSpan(this.handshake, span), () => {
+    context.with(withSpan(this.handshake, span), () => {
       this.deps.logger.info(
         {
           close_code: code,
@@ -441,5 +471,6 @@ export class Connection {
       );
     });
     span.end();
-  };
+    this.deps.closed(this);
+  }
 }

@@ -100,6 +100,10 @@ export function createService(deps: ServiceDeps): Service {
     logger,
     handlers: deps.handlers ?? defaultHandlers,
     limits: config.limits,
+    closed(connection) {
+      connections.delete(connection);
+      if (connections.size === 0) for (const wake of emptied.splice(0)) wake();
+    },
   };
 
   const onUpgrade = createUpgradeHandler({
@@ -118,10 +122,6 @@ export function createService(deps: ServiceDeps): Service {
         port: req.socket.remotePort,
       });
       connections.add(connection);
-      ws.once('close', () => {
-        connections.delete(connection);
-        if (connections.size === 0) for (const wake of emptied.splice(0)) wake();
-      });
       logger.info({ client_address: req.socket.remoteAddress, live_connections: connections.size }, 'WebSocket connected');
     },
   });

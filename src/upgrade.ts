@@ -23,7 +23,7 @@ import type { WebSocket, WebSocketServer } from 'ws';
 import type { AdmissionVerdict } from './admission.js';
 import { rejectUpgrade } from './http-responses.js';
 import type { Instruments } from './instruments.js';
-import { withValidIds } from './spans.js';
+import { withSpan, withValidIds } from './spans.js';
 import {
   ATTR_CLIENT_ADDRESS,
   ATTR_ERROR_TYPE,
@@ -178,7 +178,7 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
         socket.off('close', abandoned);
         finish(101);
         // The connection keeps the handshake's ids, not the ended span and all it holds.
-        const connected = trace.setSpan(parent, trace.wrapSpanContext(span.spanContext()));
+        const connected = withSpan(parent, trace.wrapSpanContext(span.spanContext()));
         context.with(connected, () => deps.onConnection(ws, connected, req));
       });
     });
