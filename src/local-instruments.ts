@@ -77,12 +77,17 @@ abstract class Instrument {
     readonly buckets: number,
   ) {}
 
+  /** The set recorded last and its cell: a hot path records the same set over and over. */
+  #last: Attributes | undefined;
+  #lastCell: Cell | undefined;
+
   /** The cell for an attribute set; frozen sets are looked up by identity, others by content. */
   protected cell(attributes: Attributes = NO_ATTRIBUTES): Cell {
+    if (attributes === this.#last) return this.#lastCell!;
     const frozen = Object.isFrozen(attributes);
     if (frozen) {
       const known = this.#byIdentity.get(attributes);
-      if (known !== undefined) return known;
+      if (known !== undefined) return this.#remember(attributes, known);
     }
     const key = attributesKey(attributes);
     let cell = this.#byKey.get(key);
@@ -90,7 +95,15 @@ abstract class Instrument {
       cell = new Cell(Object.freeze({ ...attributes }), hrTime(), this.buckets);
       this.#byKey.set(key, cell);
     }
-    if (frozen) this.#byIdentity.set(attributes, cell);
+    if (!frozen) return cell;
+    this.#byIdentity.set(attributes, cell);
+    return this.#remember(attributes, cell);
+  }
+
+  /** Only a frozen set is remembered: an unfrozen one could change before it is recorded again. */
+  #remember(attributes: Attributes, cell: Cell): Cell {
+    this.#last = attributes;
+    this.#lastCell = cell;
     return cell;
   }
 

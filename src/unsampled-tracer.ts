@@ -155,9 +155,10 @@ export class UnsampledShortcutTracer implements ServiceTracer {
    */
   unrecordedSpan(ctx: Context): Span | undefined {
     if (this.shortcut === 'none' || isTracingSuppressed(ctx)) return undefined;
-    const parent = trace.getSpanContext(ctx);
+    const parentSpan = trace.getSpan(ctx);
+    const parent = parentSpan?.spanContext();
     const valid = parent !== undefined && this.#isValid(parent);
-    if (this.shortcut === 'disabled' && valid) return trace.getSpan(ctx)!;
+    if (this.shortcut === 'disabled' && valid) return parentSpan;
     if (this.shortcut === 'never' || this.shortcut === 'disabled' || (valid && (parent.traceFlags & TraceFlags.SAMPLED) === 0)) {
       return new UnrecordedSpan(this.#ids, valid ? parent.traceId : undefined, valid ? parent.traceState : undefined);
     }

@@ -88,3 +88,20 @@ test('every other instrument kind stays the SDK\'s', async () => {
   assert.equal((p.metric(rm, 'updown') as SumMetricData).dataPoints[0].value, -2);
   await p.shutdown();
 });
+
+test('sets recorded in turn, and an unfrozen set changed between records, each land in their own point', async () => {
+  const p = pipeline(AggregationTemporality.CUMULATIVE);
+  const c = p.meter.createCounter('by_type');
+  const echo = Object.freeze({ type: 'echo' });
+  const ping = Object.freeze({ type: 'ping' });
+  for (const attrs of [echo, echo, ping, echo, ping, ping, ping]) c.add(1, attrs);
+  const mutable: Record<string, string> = { type: 'echo' };
+  c.add(10, mutable);
+  mutable.type = 'other';
+  c.add(100, mutable);
+  c.add(1000);
+  const m = p.metric(await p.collect(), 'by_type') as SumMetricData;
+  const byType = Object.fromEntries(m.dataPoints.map((d) => [String(d.attributes.type), d.value]));
+  assert.deepEqual(byType, { echo: 13, ping: 4, other: 100, undefined: 1000 });
+  await p.shutdown();
+});
