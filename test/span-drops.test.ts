@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, test } from 'node:test';
 import { Client, eventually, killChildren, scrape, startChild, withTimeout, type Sample } from './helpers.js';
 import { startOtlpReceiver, type OtlpReceiver } from './otlp-receiver.js';
-import { run } from './stack-helpers.js';
+import { freePort, run } from './stack-helpers.js';
 
 const PROCESSED = 'otel_sdk_processor_span_processed_total';
 const QUEUE_SIZE = 'otel_sdk_processor_span_queue_size';
@@ -147,4 +147,25 @@ test('no drops: no queue_full series, every span counted once exported, and the 
   assert.ok((pushed.points[0].value ?? 0) >= ended, `pushed ${pushed.points[0].value} processed`);
   const capacity = receiver.metrics.filter((m) => m.name === 'otel.sdk.processor.span.queue.capacity').at(-1);
   assert.equal(capacity?.points[0].value, 2048);
+});
+
+test('collector down: spans whose export failed are counted by error class, apart from drops', async () => {
+  const svc = await startChild({
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: `http://127.0.0.1:${await freePort()}/v1/traces`, // nothing listens
+    OTEL_BSP_SCHEDULE_DELAY: '100',
+    OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: '500',
+  });
+  const MESSAGES = 5;
+  const client = await Client.connect(svc.wsUrl);
+  for (let i = 0; i < MESSAGES; i++) client.send({ type: 'ping', id: i });
+  await client.waitForReplies(MESSAGES);
+  const ended = 1 + MESSAGES;
+  // A refused connection is retried until the export timeout, then reported as a plain Error.
+  const samples = await eventually(async () => {
+    const s = await scrape(svc.baseUrl);
+    return exact(s, PROCESSED, { ...PROCESSOR, error_type: 'Error' }) === ended ? s : undefined;
+  }, 15_000, `${ended} spans counted failed`);
+  assert.equal(exact(samples, PROCESSED, PROCESSOR), undefined, 'none counted exported');
+  assert.equal(exact(samples, PROCESSED, { ...PROCESSOR, error_type: 'queue_full' }), undefined, 'a failed export is not a drop');
+  await client.close();
 });
