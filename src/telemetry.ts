@@ -32,6 +32,7 @@ import { OTLPTraceExporter as OTLPTraceExporterJson } from '@opentelemetry/expor
 import { OTLPTraceExporter as OTLPTraceExporterProto } from '@opentelemetry/exporter-trace-otlp-proto';
 import type { Logger } from 'pino';
 import type { OtlpProtocol, TelemetryConfig } from './config.js';
+import { DeferredBatchSpanProcessor } from './batch-spans.js';
 import { withDeadline } from './deadline.js';
 import { ExportHealth, observeMetricExporter, observeSpanExporter, type ExportStatus } from './export-health.js';
 import { LocalInstruments } from './local-instruments.js';
@@ -132,6 +133,9 @@ export function startTelemetry(config: TelemetryConfig, logger: Logger, extras: 
         }),
       );
     }
+    const batchSpans = config.traces.enabled && !extras.spanProcessors
+      ? new DeferredBatchSpanProcessor(observeSpanExporter(traceExporter(config.traces.protocol), health))
+      : undefined;
     sdk = new NodeSDK({
       resource: defaultResource().merge(
         resourceFromAttributes({
@@ -146,12 +150,14 @@ export function startTelemetry(config: TelemetryConfig, logger: Logger, extras: 
       instrumentations: [],
       ...(extras.spanProcessors
         ? { spanProcessors: extras.spanProcessors }
-        : config.traces.enabled
-        ? { traceExporter: observeSpanExporter(traceExporter(config.traces.protocol), health) }
+        : batchSpans
+        ? { spanProcessors: [batchSpans] }
         : // Nothing would receive spans: record none, but keep generating ids for request_id.
           { spanProcessors: [new NoopSpanProcessor()], sampler: new AlwaysOffSampler() }),
     });
     sdk.start();
+    // The MeterProvider exists from start(): the batch processor's drop and queue metrics need it.
+    batchSpans?.attach(metrics.getMeterProvider());
   }
 
   return {

@@ -183,7 +183,7 @@ describe('real Prometheus with otel/prometheus.yml and the alert rules', () => {
       const all = body.data.groups.flatMap((g) => g.rules);
       return all.length > 0 && all.every((r) => r.health !== 'unknown') ? all : undefined;
     }, 30_000, 'every rule evaluated once');
-    assert.equal(rules.length, 7);
+    assert.equal(rules.length, 8);
     for (const rule of rules) assert.equal(rule.health, 'ok', `${rule.name}: ${rule.lastError}`);
   });
 

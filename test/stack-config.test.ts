@@ -71,7 +71,7 @@ describe('Prometheus config and alert rules', () => {
     const { code, stdout, stderr } = await run('promtool', ['check', 'config', 'otel/prometheus.yml']);
     assert.equal(code, 0, stdout + stderr);
     assert.match(stdout, /SUCCESS: 1 rule files found/);
-    assert.match(stdout, /SUCCESS: 7 rules found/);
+    assert.match(stdout, /SUCCESS: 8 rules found/);
   });
 
   test('promtool check rules accepts every rule file', async () => {
@@ -113,6 +113,7 @@ describe('Prometheus config and alert rules', () => {
       'WsServiceShutdownSlow',
       'WsServiceShutdownForced',
       'WsServiceConnectionsNearLimit',
+      'WsServiceSpansDropped',
     ]);
     for (const rule of alerts()) {
       assert.ok((rule.annotations?.summary ?? '').length > 0, `${rule.alert}: no summary`);
@@ -121,13 +122,14 @@ describe('Prometheus config and alert rules', () => {
     }
   });
 
-  test('the rules query the names as they land: error_count_total, shutdown_duration_*, max_connections', () => {
+  test('the rules query the names as they land: error_count_total, shutdown_duration_*, max_connections, the span processor\'s drops', () => {
     const expr = (name: string): string => alerts().find((r) => r.alert === name)!.expr;
     assert.match(expr('WsServiceErrorRate'), /\berror_count_total\{job="ws-service"\}/);
     assert.match(expr('WsServiceDown'), /^up\{job="ws-service"\} == 0$/);
     assert.match(expr('WsServiceShutdownSlow'), /shutdown_duration_sum\{job="ws-service"\} \/ shutdown_duration_count/);
     assert.match(expr('WsServiceShutdownForced'), /shutdown_duration_sum\{job="ws-service"\} \/ shutdown_duration_count/);
     assert.equal(expr('WsServiceConnectionsNearLimit'), 'active_connections / (max_connections > 0) > 0.9');
+    assert.match(expr('WsServiceSpansDropped'), /^increase\(otel_sdk_processor_span_processed_total\{job="ws-service",error_type="queue_full"\}\[5m\]\) > 0 or \(/);
   });
 
   test("otel/prometheus.yml: the seed's job on port 8080, the collector second, only shutdown_duration kept from it", () => {
