@@ -20,18 +20,21 @@ import {
 
 export class DeferredBatchSpanProcessor implements SpanProcessor {
   readonly #exporter: SpanExporter;
+  readonly #config: BufferConfig;
   #batch: SpanProcessor | undefined;
 
-  constructor(exporter: SpanExporter) {
+  /** @param config OTEL_BSP_* as src/config.ts validated them */
+  constructor(exporter: SpanExporter, config: BufferConfig) {
     this.#exporter = exporter;
+    this.#config = config;
   }
 
   /** Builds the batch processor, its metrics recorded through `meterProvider`. Once only. */
   attach(meterProvider: MeterProvider): void {
     if (this.#batch !== undefined) throw new Error('batch span processor already attached');
-    // This BatchSpanProcessor is the one that reads OTEL_BSP_*; it hands its options on to the
-    // base processor, which takes selfObsMeterProvider although the subclass's type omits it.
-    const options: BufferConfig & { selfObsMeterProvider: MeterProvider } = { selfObsMeterProvider: meterProvider };
+    // The subclass hands its options on to the base processor, which takes selfObsMeterProvider
+    // although the subclass's type omits it. Explicit settings win over its own OTEL_BSP_* reading.
+    const options: BufferConfig & { selfObsMeterProvider: MeterProvider } = { ...this.#config, selfObsMeterProvider: meterProvider };
     this.#batch = new BatchSpanProcessor(this.#exporter, options);
   }
 

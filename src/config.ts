@@ -25,7 +25,18 @@ export interface TelemetryConfig {
   readonly serviceVersion: string;
   /** service.instance.id: one per process, so series and logs of successive deploys stay apart. */
   readonly serviceInstanceId: string;
-  readonly traces: OtlpSignalConfig;
+  readonly traces: OtlpSignalConfig & {
+    /**
+     * OTEL_BSP_* batch span processor settings, validated here and passed explicitly: the SDK's
+     * own reading of them takes a negative queue size, which then drops every span.
+     */
+    readonly batch: {
+      readonly scheduledDelayMillis: number;
+      readonly exportTimeoutMillis: number;
+      readonly maxQueueSize: number;
+      readonly maxExportBatchSize: number;
+    };
+  };
   readonly metrics: OtlpSignalConfig & {
     /** OTEL_METRIC_EXPORT_INTERVAL, ms between OTLP metric pushes. */
     readonly exportIntervalMs: number;
@@ -312,6 +323,20 @@ function signal(env: Env, name: 'TRACES' | 'METRICS' | 'LOGS', sdkDisabled: bool
   return { enabled: !sdkDisabled && exporter === 'otlp' && endpoint !== undefined, protocol };
 }
 
+function spanBatch(env: Env): TelemetryConfig['traces']['batch'] {
+  const maxQueueSize = integer(env, 'OTEL_BSP_MAX_QUEUE_SIZE', 2_048, 1, 1_000_000);
+  const maxExportBatchSize = integer(env, 'OTEL_BSP_MAX_EXPORT_BATCH_SIZE', Math.min(512, maxQueueSize), 1, 1_000_000);
+  if (maxExportBatchSize > maxQueueSize) {
+    throw new ConfigError('OTEL_BSP_MAX_EXPORT_BATCH_SIZE', `an integer from 1 to OTEL_BSP_MAX_QUEUE_SIZE (${maxQueueSize})`, String(maxExportBatchSize));
+  }
+  return {
+    scheduledDelayMillis: integer(env, 'OTEL_BSP_SCHEDULE_DELAY', 5_000, 1, 600_000),
+    exportTimeoutMillis: integer(env, 'OTEL_BSP_EXPORT_TIMEOUT', 30_000, 1, 600_000),
+    maxQueueSize,
+    maxExportBatchSize,
+  };
+}
+
 function telemetry(env: Env, version: string): TelemetryConfig {
   const sdkDisabled = boolean(env, 'OTEL_SDK_DISABLED');
   return {
@@ -319,7 +344,7 @@ function telemetry(env: Env, version: string): TelemetryConfig {
     serviceName: serviceName(env),
     serviceVersion: version,
     serviceInstanceId: randomUUID(),
-    traces: signal(env, 'TRACES', sdkDisabled),
+    traces: { ...signal(env, 'TRACES', sdkDisabled), batch: spanBatch(env) },
     metrics: {
       ...signal(env, 'METRICS', sdkDisabled),
       exportIntervalMs: integer(env, 'OTEL_METRIC_EXPORT_INTERVAL', 60_000, 100, 86_400_000),

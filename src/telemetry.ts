@@ -134,7 +134,7 @@ export function startTelemetry(config: TelemetryConfig, logger: Logger, extras: 
       );
     }
     const batchSpans = config.traces.enabled && !extras.spanProcessors
-      ? new DeferredBatchSpanProcessor(observeSpanExporter(traceExporter(config.traces.protocol), health))
+      ? new DeferredBatchSpanProcessor(observeSpanExporter(traceExporter(config.traces.protocol), health), config.traces.batch)
       : undefined;
     sdk = new NodeSDK({
       resource: defaultResource().merge(

@@ -16,6 +16,9 @@ test('defaults are the documented ones', () => {
   assert.equal(config.telemetry.traces.enabled, false);
   assert.equal(config.telemetry.traces.protocol, 'http/protobuf');
   assert.ok(Object.isFrozen(config) && Object.isFrozen(config.telemetry.traces));
+  assert.deepEqual(config.telemetry.traces.batch, { scheduledDelayMillis: 5000, exportTimeoutMillis: 30000, maxQueueSize: 2048, maxExportBatchSize: 512 });
+  // A queue smaller than the default batch makes the batch default to the queue.
+  assert.equal(loadConfig({ OTEL_BSP_MAX_QUEUE_SIZE: '16' }).telemetry.traces.batch.maxExportBatchSize, 16);
 });
 
 test('each bad value is refused with the variable and what it accepts', () => {
@@ -28,6 +31,13 @@ test('each bad value is refused with the variable and what it accepts', () => {
     [{ OTEL_SDK_DISABLED: 'yes' }, 'invalid configuration: OTEL_SDK_DISABLED="yes": expected true or false'],
     [{ OTEL_EXPORTER_OTLP_PROTOCOL: 'udp' }, 'invalid configuration: OTEL_EXPORTER_OTLP_PROTOCOL="udp": expected one of http/protobuf, http/json, grpc'],
     [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318' }, 'invalid configuration: OTEL_EXPORTER_OTLP_ENDPOINT="collector:4318": expected an http:// or https:// URL'],
+    [{ OTEL_BSP_MAX_QUEUE_SIZE: '-1' }, 'invalid configuration: OTEL_BSP_MAX_QUEUE_SIZE="-1": expected an integer from 1 to 1000000'],
+    [{ OTEL_BSP_SCHEDULE_DELAY: '0' }, 'invalid configuration: OTEL_BSP_SCHEDULE_DELAY="0": expected an integer from 1 to 600000'],
+    [{ OTEL_BSP_EXPORT_TIMEOUT: '5s' }, 'invalid configuration: OTEL_BSP_EXPORT_TIMEOUT="5s": expected an integer from 1 to 600000'],
+    [
+      { OTEL_BSP_MAX_QUEUE_SIZE: '100', OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '200' },
+      'invalid configuration: OTEL_BSP_MAX_EXPORT_BATCH_SIZE="200": expected an integer from 1 to OTEL_BSP_MAX_QUEUE_SIZE (100)',
+    ],
   ];
   for (const [env, message] of cases) {
     assert.throws(() => loadConfig(env), (err: unknown) => err instanceof ConfigError && err.message === message, JSON.stringify(env));
