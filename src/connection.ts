@@ -163,11 +163,14 @@ export class Connection {
   readonly #limiter: MessageRateLimiter | undefined;
   /**
    * Whether a message's arrival time is used: by the duration histogram, the rate limit or a
-   * debug line. With the SDK disabled and neither of the others, the clock is not read.
+   * debug line. With the SDK disabled and neither of the others, the clock is not read. Fixed
+   * per connection: the log level is LOG_LEVEL's, set at start.
    */
   readonly #timed: boolean;
+  readonly #debug: boolean;
   /** Cleared by each ping, set by the pong: false at the next ping means the peer is gone. */
   #alive = true;
+  #closed = false;
   #pendingPongs = 0;
   #graceTimer: NodeJS.Timeout | undefined;
   #received = 0;
@@ -189,7 +192,8 @@ export class Connection {
   ) {
     const rate = deps.limits.rateLimit;
     this.#limiter = rate === undefined ? undefined : new MessageRateLimiter(rate, this.#openedAt);
-    this.#timed = deps.instruments.recordsDurations || this.#limiter !== undefined || deps.logger.isLevelEnabled('debug');
+    this.#debug = deps.logger.isLevelEnabled('debug');
+    this.#timed = deps.instruments.recordsDurations || this.#limiter !== undefined || this.#debug;
     (ws as OwnedSocket)[OWNER] = this;
     const listeners = Connection.#listeners;
     // Unbound on purpose: ws calls each with the socket as `this`, which they are written for.
@@ -396,7 +400,7 @@ export class Connection {
     if (!this.#timed) return;
     const seconds = (performance.now() - started) / 1000;
     this.deps.instruments.recordMessage(type, outcome, seconds);
-    if (this.deps.logger.isLevelEnabled('debug')) {
+    if (this.#debug) {
       this.deps.logger.debug({ message_type: type, outcome, duration_ms: seconds * 1000 }, 'message processed');
     }
   }
@@ -434,7 +438,21 @@ export class Connection {
     });
   }
 
+  /**
+   * Recorded once: ws emits 'close' once, and a second would count the connection twice. The
+   * service forgets the connection even if recording throws, or the gauge would never come down.
+   */
   #onClose(peerCode: number): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#recordClose(peerCode);
+    } finally {
+      this.deps.closed(this);
+    }
+  }
+
+  #recordClose(peerCode: number): void {
     clearTimeout(this.#graceTimer);
     const seconds = (performance.now() - this.#openedAt) / 1000;
     const code = this.#serverCloseCode ?? peerCode;
@@ -471,6 +489,5 @@ export class Connection {
       );
     });
     span.end();
-    this.deps.closed(this);
   }
 }

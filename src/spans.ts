@@ -48,12 +48,14 @@ class ContextLayer implements Context {
     return key === this.key ? this.value : this.parent.getValue(key);
   }
 
+  // Writes are rare here (a handler's child span, suppressed tracing): they make an ordinary,
+  // flat context, so a replaced or deleted value is not kept alive by the layer below.
   setValue(key: symbol, value: unknown): Context {
-    return new ContextLayer(this, key, value);
+    return this.parent.setValue(this.key, this.value).setValue(key, value);
   }
 
   deleteValue(key: symbol): Context {
-    return new ContextLayer(this, key, undefined);
+    return this.parent.setValue(this.key, this.value).deleteValue(key);
   }
 }
 

@@ -48,12 +48,14 @@ test('ping, echo and every error reply of the protocol; the connection stays ope
   await client.close();
 });
 
-test('exact counts after N messages over M connections', async () => {
-  harness = await startHarness({ env: { LOG_LEVEL: 'info' } });
+test('exact counts after N messages over M connections; durations measured', async () => {
+  // Neither a debug level nor the rate limit reads the clock here: only the histogram does.
+  harness = await startHarness({ env: { LOG_LEVEL: 'info', RATE_LIMIT_MESSAGES_PER_SEC: '0' } });
   const M = 12;
   const N = 50;
   const clients = await Promise.all(Array.from({ length: M }, () => Client.connect(harness!.wsUrl)));
   assert.equal(sampleValue(await scrape(harness.baseUrl), 'active_connections'), M);
+  const sending = performance.now();
   await Promise.all(
     clients.map(async (client, c) => {
       for (let i = 0; i < N; i++) client.send({ type: i % 2 ? 'ping' : 'echo', id: `${c}-${i}`, data: i });
@@ -61,10 +63,17 @@ test('exact counts after N messages over M connections', async () => {
       assert.deepEqual(replies.map((r) => r.id), Array.from({ length: N }, (_, i) => `${c}-${i}`));
     }),
   );
+  const answeredWithin = (performance.now() - sending) / 1000;
   const samples = await scrape(harness.baseUrl);
   assert.equal(sampleValue(samples, 'total_messages_total'), M * N);
-  assert.equal(sampleValue(samples, 'message_processing_duration_seconds_count', { ws_message_type: 'ping', ws_outcome: 'ok' }), (M * N) / 2);
-  assert.equal(sampleValue(samples, 'message_processing_duration_seconds_count', { ws_message_type: 'echo', ws_outcome: 'ok' }), (M * N) / 2);
+  for (const type of ['ping', 'echo']) {
+    const labels = { ws_message_type: type, ws_outcome: 'ok' };
+    assert.equal(sampleValue(samples, 'message_processing_duration_seconds_count', labels), (M * N) / 2);
+    // Each message's duration is its own: together more than nothing, and no more than the
+    // wall time all of them were answered in (a wrong start time would read as the uptime).
+    const sum = sampleValue(samples, 'message_processing_duration_seconds_sum', labels);
+    assert.ok(sum > 0 && sum <= answeredWithin, `${type}: sum ${sum} s, all answered within ${answeredWithin} s`);
+  }
   await Promise.all(clients.map((c) => c.close()));
   assert.equal(sampleValue(await scrape(harness.baseUrl), 'active_connections'), 0);
 });

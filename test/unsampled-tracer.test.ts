@@ -143,11 +143,18 @@ test("withSpan: the parent's values plus the span, for the API and the SDK alike
   assert.equal(written.getValue(other), 1);
   assert.equal(written.getValue(key), 'kept');
   assert.equal(layered.getValue(other), undefined);
+  assert.equal(trace.getSpan(written), span, 'a write keeps the span');
   assert.equal(layered.deleteValue(key).getValue(key), undefined);
+  assert.equal(trace.getSpan(layered.deleteValue(key)), span);
   assert.equal(layered.getValue(key), 'kept');
+  // Replacing the span leaves no trace of the one it replaced.
+  const other2 = tracer.startSpan('sibling', {}, base);
+  assert.equal(trace.getSpan(trace.setSpan(layered, other2)), other2);
+  assert.equal(trace.getSpan(trace.deleteSpan(layered)), undefined);
+  other2.end();
   // The SDK finds the parent through it: a child of the layer is a child of the span.
   tracer.startSpan('inner', {}, layered).end();
   span.end();
-  const [inner] = exporter.getFinishedSpans();
+  const inner = exporter.getFinishedSpans().find((s) => s.name === 'inner')!;
   assert.equal(inner.parentSpanContext?.spanId, span.spanContext().spanId);
 });
