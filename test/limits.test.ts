@@ -226,3 +226,30 @@ test('HTTP: no route takes a body; one declared by Content-Length or chunked get
   assert.equal(refused.length, 4);
   assert.ok(refused.every((l) => /^[0-9a-f]{32}$/.test(String(l.request_id))));
 });
+
+test('HTTP: a kept-alive connection serves its next request, and is closed by the server once idle past HTTP_KEEP_ALIVE_TIMEOUT_MS', async () => {
+  // A harness of its own: a short keep-alive would race the fetch client's pooled sockets above.
+  const own = await startHarness({ env: { HTTP_KEEP_ALIVE_TIMEOUT_MS: '300', LOG_LEVEL: 'info' } });
+  try {
+    const socket = connect(Number(new URL(own.baseUrl).port), '127.0.0.1');
+    await once(socket, 'connect');
+    let received = '';
+    socket.setEncoding('utf8').on('data', (chunk: string) => (received += chunk));
+    const closed = once(socket, 'close');
+    const answers = (): number => received.split('HTTP/1.1 200 OK').length - 1;
+
+    socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+    await eventually(() => (answers() === 1 ? true : undefined));
+    assert.match(received, /\r\nConnection: keep-alive\r\n/i);
+    socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+    await eventually(() => (answers() === 2 ? true : undefined));
+
+    // Nothing more is sent: the server must end the connection by itself. The wait is 10 × the
+    // setting, yet below Node's own default (5 s), so an ignored setting fails here.
+    await withTimeout(closed, 3000, 'the server to close an idle kept-alive connection (10 × HTTP_KEEP_ALIVE_TIMEOUT_MS)');
+    assert.equal(answers(), 2);
+    assert.equal((await fetch(`${own.baseUrl}/healthz`)).status, 200, 'the server is fine');
+  } finally {
+    await own.stop();
+  }
+});
