@@ -104,7 +104,14 @@ export interface Ratio {
   readonly met: boolean;
 }
 
-export type RatioName = 'throughput_64' | 'throughput_1k' | 'p99_half_load' | 'memory_per_idle_connection' | 'memory_from_zero' | 'memory_heap';
+export type RatioName =
+  | 'throughput_64'
+  | 'throughput_1k'
+  | 'p99_half_load'
+  | 'p99_half_load_of_medians'
+  | 'memory_per_idle_connection'
+  | 'memory_from_zero'
+  | 'memory_heap';
 
 export interface Summary {
   readonly variants: readonly VariantName[];
@@ -144,12 +151,21 @@ export function summarise(results: readonly VariantResults[], settings: Settings
       if (x === undefined || base === undefined) return spread([]);
       return spread(x.map((value, i) => value / base[i]));
     };
+    // A round's p99 near capacity is one stall amplified, which pairing does not cancel: the
+    // ratio of the variants' medians over all rounds is shown beside the judged one.
+    const ofMedians = (f: (v: VariantResults) => readonly number[] | undefined): Spread => {
+      const x = f(v);
+      const base = f(a);
+      if (x === undefined || base === undefined) return spread([]);
+      return spread([spread(x).median / spread(base).median]);
+    };
     const atLeast = (value: Spread, min: number): Ratio => ({ value, target: `≥ ${min}`, met: value.median >= min });
     const atMost = (value: Spread, max: number): Ratio => ({ value, target: `≤ ${max}×`, met: value.median <= max });
     ratios[v.name] = {
       throughput_64: atLeast(paired((x) => x.scenarios.echo_64?.map((r) => r.perCpuSecond)), target.throughput),
       throughput_1k: atLeast(paired((x) => x.scenarios.echo_1k?.map((r) => r.perCpuSecond)), target.throughput),
       p99_half_load: atMost(paired((x) => x.scenarios.latency_half_load?.map((r) => r.window.latencyUs.p99)), target.p99),
+      p99_half_load_of_medians: atMost(ofMedians((x) => x.scenarios.latency_half_load?.map((r) => r.window.latencyUs.p99)), target.p99),
       memory_per_idle_connection: atMost(paired((x) => x.scenarios.idle_memory?.map(memoryOf)), target.memory),
       memory_from_zero: atMost(paired((x) => x.scenarios.idle_memory?.map((m) => m.rssBytesPerConnectionFromZero)), target.memory),
       memory_heap: atMost(paired((x) => x.scenarios.idle_memory?.map((m) => m.heapBytesPerConnection)), target.memory),
@@ -174,6 +190,7 @@ const RATIO_LABELS: Record<RatioName, string> = {
   throughput_64: 'throughput vs A, 64 B (msgs per server CPU-s)',
   throughput_1k: 'throughput vs A, 1 KiB (msgs per server CPU-s)',
   p99_half_load: 'p99 at half load vs A',
+  p99_half_load_of_medians: 'p99 at half load, ratio of the medians (not the target)',
   memory_per_idle_connection: 'RSS per idle connection vs A (slope)',
   memory_from_zero: 'RSS growth per connection vs A (0 to all; not the target)',
   memory_heap: 'heap + external per connection vs A (slope; not the target)',
