@@ -107,7 +107,10 @@ function top(map: Map<string, number>, n: number, perMessage: (us: number) => nu
     .map(([key, us]) => `${perMessage(us).toFixed(3).padStart(8)} µs  ${key}`);
 }
 
-async function profileOne(name: VariantName, seconds: number, payloadBytes: number, pinning: Pinning | null, dir: string): Promise<void> {
+/** What the profiled server is given: echo at saturation, or handshake churn (16 at a time). */
+export type ProfiledWork = { readonly kind: 'saturate'; readonly payloadBytes: number } | { readonly kind: 'churn' };
+
+async function profileOne(name: VariantName, seconds: number, work: ProfiledWork, pinning: Pinning | null, dir: string): Promise<void> {
   const variant = VARIANTS[name];
   const sink = variant.exports ? await Sink.start(pinning?.load) : undefined;
   const generator = await Generator.start(pinning?.load);
@@ -127,18 +130,18 @@ async function profileOne(name: VariantName, seconds: number, payloadBytes: numb
     const rounds = await generator.run<InterleaveResult>(
       {
         op: 'interleave',
-        kind: 'saturate',
+        kind: work.kind,
         targets: [{ name, url: server.wsUrl, pid: server.pid }],
         rounds: 1,
         sliceMs: 1000,
         cycles: seconds,
         warmupCycles: 3,
         settleMs: 0,
-        connections: 128,
+        connections: work.kind === 'saturate' ? 128 : 0,
         inflight: 4,
-        payloadBytes,
+        payloadBytes: work.kind === 'saturate' ? work.payloadBytes : 0,
         rate: 0,
-        concurrency: 0,
+        concurrency: work.kind === 'churn' ? 16 : 0,
       },
       (seconds + 3) * 1000 + 60_000,
     );
@@ -150,11 +153,12 @@ async function profileOne(name: VariantName, seconds: number, payloadBytes: numb
     const result = { messages: window.count, seconds: window.seconds };
     const cpuSeconds = window.serverCpuSeconds;
     const per = (us: number) => us / result.messages;
+    const unit = work.kind === 'saturate' ? 'message' : 'handshake';
     const lines = [
-      `== ${name}: ${variant.title}, ${payloadBytes} B echo`,
-      `${result.messages} messages in ${result.seconds.toFixed(1)} s; process CPU ${((cpuSeconds * 1e6) / result.messages).toFixed(2)} µs per message (all threads)`,
-      `main thread busy ${per(b.windowUs - b.idleUs).toFixed(2)} µs per message, idle ${per(b.idleUs).toFixed(2)}`,
-      '-- self time by package or module (µs per message)',
+      `== ${name}: ${variant.title}, ${work.kind === 'saturate' ? `${work.payloadBytes} B echo` : 'connection churn, 16 at a time'}`,
+      `${result.messages} ${unit}s in ${result.seconds.toFixed(1)} s; process CPU ${((cpuSeconds * 1e6) / result.messages).toFixed(2)} µs per ${unit} (all threads)`,
+      `main thread busy ${per(b.windowUs - b.idleUs).toFixed(2)} µs per ${unit}, idle ${per(b.idleUs).toFixed(2)}`,
+      `-- self time by package or module (µs per ${unit})`,
       ...top(b.selfByArea, 25, per),
       '-- self time by function',
       ...top(b.selfByFunction, 40, per),
@@ -171,9 +175,9 @@ async function profileOne(name: VariantName, seconds: number, payloadBytes: numb
   }
 }
 
-export async function profileVariants(names: readonly VariantName[], seconds: number, payloadBytes: number, pinning: Pinning | null, dir: string): Promise<void> {
+export async function profileVariants(names: readonly VariantName[], seconds: number, work: ProfiledWork, pinning: Pinning | null, dir: string): Promise<void> {
   mkdirSync(dir, { recursive: true });
-  for (const name of names) await profileOne(name, seconds, payloadBytes, pinning, dir);
+  for (const name of names) await profileOne(name, seconds, work, pinning, dir);
   const left = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
   process.stderr.write(`[bench] profiles in ${dir}: ${left.join(', ')}\n`);
 }

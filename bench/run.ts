@@ -8,7 +8,8 @@
  *   node dist/bench/run.js                 full run, about 11 minutes on 2 cores
  *   node dist/bench/run.js --tiny          seconds: proves the harness works, measures nothing
  *   node dist/bench/run.js --rounds 5 --variants A,C,D --only echo_64 --out /tmp/r.json
- *   node dist/bench/run.js --profile C,D   --cpu-prof of each server at 64 B saturation (--profile-payload 1024)
+ *   node dist/bench/run.js --profile C,D   --cpu-prof of each server at 64 B saturation (--profile-payload 1024,
+ *                                          or --profile-churn: handshakes instead of messages)
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -134,6 +135,7 @@ async function main(): Promise<void> {
       profile: { type: 'string' },
       'profile-seconds': { type: 'string', default: '10' },
       'profile-payload': { type: 'string', default: '64' },
+      'profile-churn': { type: 'boolean', default: false },
       'max-minutes': { type: 'string' },
     },
   });
@@ -151,7 +153,8 @@ async function main(): Promise<void> {
   const resultsDir = fileURLToPath(new URL('../../bench/results/', import.meta.url));
 
   if (values.profile !== undefined) {
-    await profileVariants(variantList(values.profile), Number(values['profile-seconds']), Number(values['profile-payload']), pinning, resolve(resultsDir, 'profiles'));
+    const work = values['profile-churn'] ? { kind: 'churn' as const } : { kind: 'saturate' as const, payloadBytes: Number(values['profile-payload']) };
+    await profileVariants(variantList(values.profile), Number(values['profile-seconds']), work, pinning, resolve(resultsDir, 'profiles'));
     return;
   }
 
