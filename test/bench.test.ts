@@ -92,3 +92,22 @@ test('tiny mode runs every variant and scenario and writes well-formed results',
   for (const label of ['throughput vs A, 64 B', 'p99 at half load vs A', 'RSS per idle connection vs A']) assert.ok(stdout.includes(label), label);
   assert.ok(existsSync(out.replace(/\.json$/, '.md')), 'the Markdown table is written beside the JSON');
 });
+
+test('the export off-loading measurement runs and prints both costs and their ratio', async () => {
+  const script = fileURLToPath(new URL('../bench/offload.js', import.meta.url));
+  const child = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+  child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+  const code = await withTimeout(new Promise<number | null>((resolve) => child.once('exit', resolve)), 120_000, 'bench/offload.js to finish');
+  assert.equal(code, 0, stderr);
+  // Well-formed, positive numbers only: the values themselves are the machine's.
+  const bytes = Number(/\((\d+) bytes of OTLP protobuf\)/.exec(stdout)?.[1]);
+  assert.ok(bytes > 512 * 50, `a batch of 512 spans serialises to more than 50 bytes a span: ${stdout}`);
+  for (const label of ['OTLP protobuf serialisation, per span:', 'hand-off to a worker (flatten + V8 serialise), per span:']) {
+    const value = Number(new RegExp(`${label.replace(/[()+]/g, '\\$&')}\\s+([\\d.]+) µs`).exec(stdout)?.[1]);
+    assert.ok(value > 0, `${label} ${stdout}`);
+  }
+  assert.match(stdout, /hand-off \/ protobuf: \d+\.\d\d \(\d+\.\d\d–\d+\.\d\d\)/);
+});
