@@ -155,11 +155,12 @@ export class Connection {
   readonly inflight = new InflightTracker();
   readonly #openedAt = performance.now();
   /**
-   * The code of the close frame the server sent, if it closed first. ws reports 1006 when the
-   * peer's answer never arrives (it stops reading after a violation; terminate() skips it),
-   * yet the close that happened is the server's, with this code.
+   * Why the server closed, if it closed first, and the code of the close frame it sent. ws
+   * reports 1006 when the peer's answer never arrives (it stops reading after a violation;
+   * terminate() skips it), yet the close that happened is the server's, with this code. The
+   * first reason wins and is counted once, when the socket has closed.
    */
-  #serverCloseCode: number | undefined;
+  #serverClose: { readonly code: number; readonly reason: ServerCloseReason } | undefined;
   readonly #limiter: MessageRateLimiter | undefined;
   /**
    * Whether a message's arrival time is used: by the duration histogram, the rate limit or a
@@ -215,16 +216,17 @@ export class Connection {
   async drain(code: number, reason: string): Promise<void> {
     await this.inflight.idle();
     if (this.ws.readyState !== WebSocket.OPEN) return;
-    this.#serverCloseCode ??= code;
-    this.deps.instruments.countServerClose('shutdown');
+    this.#serverClose ??= { code, reason: 'shutdown' };
     this.ws.close(code, reason);
   }
 
   /** Drops the socket without waiting for the close handshake (a drain's deadline passed). */
   terminate(): void {
     if (this.ws.readyState === WebSocket.CLOSED) return;
-    this.#serverCloseCode ??= 1006;
-    this.deps.instruments.countServerClose('shutdown_timeout');
+    // A drain's close that went unanswered ends as a timeout; a close for cause keeps its reason.
+    if (this.#serverClose === undefined || this.#serverClose.reason === 'shutdown') {
+      this.#serverClose = { code: this.#serverClose?.code ?? 1006, reason: 'shutdown_timeout' };
+    }
     this.ws.terminate();
   }
 
@@ -232,8 +234,7 @@ export class Connection {
   heartbeat(): void {
     if (this.ws.readyState !== WebSocket.OPEN) return;
     if (!this.#alive) {
-      this.#serverCloseCode ??= 1006;
-      this.deps.instruments.countServerClose('heartbeat_timeout');
+      this.#serverClose ??= { code: 1006, reason: 'heartbeat_timeout' };
       this.#log('heartbeat_timeout', 1006, {});
       this.ws.terminate();
       return;
@@ -252,11 +253,10 @@ export class Connection {
     });
   }
 
-  /** Closes for cause: counted and logged once, the socket destroyed if the peer does not answer in time. */
+  /** Closes for cause: logged once, the socket destroyed if the peer does not answer in time. */
   #forceClose(reason: ServerCloseReason, code: number, text: string, fields: Record<string, unknown>): void {
     if (this.ws.readyState !== WebSocket.OPEN) return;
-    this.#serverCloseCode ??= code;
-    this.deps.instruments.countServerClose(reason);
+    this.#serverClose ??= { code, reason };
     this.#log(reason, code, fields);
     this.ws.close(code, text);
     this.#armGrace();
@@ -269,8 +269,7 @@ export class Connection {
   #onPing(data: Buffer): void {
     if (this.ws.readyState !== WebSocket.OPEN) return;
     if (this.#pendingPongs >= MAX_PENDING_PONGS) {
-      this.#serverCloseCode ??= 1006;
-      this.deps.instruments.countServerClose('slow_reader');
+      this.#serverClose ??= { code: 1006, reason: 'slow_reader' };
       this.#log('slow_reader', 1006, { pending_pongs: this.#pendingPongs });
       this.ws.terminate();
       return;
@@ -426,8 +425,7 @@ export class Connection {
     context.with(this.handshake, () => {
       if (typeof err.code === 'string' && err.code.startsWith('WS_ERR_')) {
         const { code, reason } = violation(err.code);
-        this.#serverCloseCode ??= code;
-        this.deps.instruments.countServerClose(reason);
+        this.#serverClose ??= { code, reason };
         this.deps.logger.warn({ error_code: err.code, reason: err.message, close_code: code }, 'WebSocket protocol violation; closing connection');
         // ws stops reading after a violation, so the peer's answer to the close is never seen.
         this.#armGrace();
@@ -455,9 +453,10 @@ export class Connection {
   #recordClose(peerCode: number): void {
     clearTimeout(this.#graceTimer);
     const seconds = (performance.now() - this.#openedAt) / 1000;
-    const code = this.#serverCloseCode ?? peerCode;
+    const code = this.#serverClose?.code ?? peerCode;
     const reason = closeReason(code);
-    const initiator = this.#serverCloseCode === undefined ? 'client' : 'server';
+    const initiator = this.#serverClose === undefined ? 'client' : 'server';
+    if (this.#serverClose !== undefined) this.deps.instruments.countServerClose(this.#serverClose.reason);
     this.deps.instruments.recordConnection(reason, seconds);
     const span = this.deps.tracer.startSpan(
       'ws.close',
