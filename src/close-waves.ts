@@ -16,14 +16,14 @@ export function waveCount(connections: number, windowMs: number): number {
 /**
  * Calls `close` on every item in `waveCount` equal slices; slice i starts at i × windowMs / waves
  * (the first at once, the last one period before the window ends). Stops early once `done()`
- * says nothing is left to close. Resolves with the number of waves planned.
+ * says nothing is left to close.
  */
 export async function closeInWaves<T>(
   items: readonly T[],
   windowMs: number,
   close: (item: T) => void,
   done: () => boolean,
-): Promise<number> {
+): Promise<void> {
   const waves = waveCount(items.length, windowMs);
   const started = performance.now();
   for (let i = 0; i < waves; i++) {
@@ -34,5 +34,4 @@ export async function closeInWaves<T>(
     const to = Math.floor(((i + 1) * items.length) / waves);
     for (let j = from; j < to; j++) close(items[j]);
   }
-  return waves;
 }
