@@ -23,7 +23,8 @@ before(async () => {
       ALLOWED_ORIGINS: `${ORIGIN}, http://localhost:3000`,
       MAX_MESSAGE_BYTES: '1024',
       HTTP_HEADERS_TIMEOUT_MS: '500',
-      HTTP_REQUEST_TIMEOUT_MS: '1000',
+      // Far above the header timeout, so a 408 in the slow-headers test can only be the header timeout's.
+      HTTP_REQUEST_TIMEOUT_MS: '600000',
       LOG_LEVEL: 'info',
     },
   });
