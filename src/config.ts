@@ -323,17 +323,24 @@ function signal(env: Env, name: 'TRACES' | 'METRICS' | 'LOGS', sdkDisabled: bool
   return { enabled: !sdkDisabled && exporter === 'otlp' && endpoint !== undefined, protocol };
 }
 
-function spanBatch(env: Env): TelemetryConfig['traces']['batch'] {
-  const maxQueueSize = integer(env, 'OTEL_BSP_MAX_QUEUE_SIZE', 2_048, 1, 1_000_000);
-  const maxExportBatchSize = integer(env, 'OTEL_BSP_MAX_EXPORT_BATCH_SIZE', Math.min(512, maxQueueSize), 1, 1_000_000);
+/**
+ * A batch processor's queue and batch (OTEL_BSP_* or OTEL_BLRP_*): the batch defaults to 512 or
+ * the queue if smaller, and may not exceed the queue (the SDK would lower it with only a diag line).
+ */
+function queueAndBatch(env: Env, prefix: 'OTEL_BSP' | 'OTEL_BLRP'): { readonly maxQueueSize: number; readonly maxExportBatchSize: number } {
+  const maxQueueSize = integer(env, `${prefix}_MAX_QUEUE_SIZE`, 2_048, 1, 1_000_000);
+  const maxExportBatchSize = integer(env, `${prefix}_MAX_EXPORT_BATCH_SIZE`, Math.min(512, maxQueueSize), 1, 1_000_000);
   if (maxExportBatchSize > maxQueueSize) {
-    throw new ConfigError('OTEL_BSP_MAX_EXPORT_BATCH_SIZE', `an integer from 1 to OTEL_BSP_MAX_QUEUE_SIZE (${maxQueueSize})`, String(maxExportBatchSize));
+    throw new ConfigError(`${prefix}_MAX_EXPORT_BATCH_SIZE`, `an integer from 1 to ${prefix}_MAX_QUEUE_SIZE (${maxQueueSize})`, String(maxExportBatchSize));
   }
+  return { maxQueueSize, maxExportBatchSize };
+}
+
+function spanBatch(env: Env): TelemetryConfig['traces']['batch'] {
   return {
     scheduledDelayMillis: integer(env, 'OTEL_BSP_SCHEDULE_DELAY', 5_000, 1, 600_000),
     exportTimeoutMillis: integer(env, 'OTEL_BSP_EXPORT_TIMEOUT', 30_000, 1, 600_000),
-    maxQueueSize,
-    maxExportBatchSize,
+    ...queueAndBatch(env, 'OTEL_BSP'),
   };
 }
 
@@ -359,11 +366,7 @@ function telemetry(env: Env, version: string): TelemetryConfig {
         1,
         600_000,
       ),
-      batch: {
-        scheduledDelayMillis: integer(env, 'OTEL_BLRP_SCHEDULE_DELAY', 1_000, 1, 600_000),
-        maxQueueSize: integer(env, 'OTEL_BLRP_MAX_QUEUE_SIZE', 2_048, 1, 1_000_000),
-        maxExportBatchSize: integer(env, 'OTEL_BLRP_MAX_EXPORT_BATCH_SIZE', 512, 1, 1_000_000),
-      },
+      batch: { scheduledDelayMillis: integer(env, 'OTEL_BLRP_SCHEDULE_DELAY', 1_000, 1, 600_000), ...queueAndBatch(env, 'OTEL_BLRP') },
     },
     tracesSampler: raw(env, 'OTEL_TRACES_SAMPLER') ?? 'parentbased_always_on',
   };

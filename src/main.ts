@@ -29,21 +29,24 @@ function readConfig(): Config {
 }
 
 const config = readConfig();
+// Ending the transport waits for its last export: keep both attempts (the one in flight and the
+// final one) inside the share of the shutdown budget kept for the log flush.
+const logExportTimeoutMs = Math.min(config.telemetry.logs.exportTimeoutMs, Math.floor((config.shutdownTimeoutMs * LOG_FLUSH_SHARE) / 2));
 const { logger, close: closeLogger } = createLogger({
   level: config.logLevel,
   otlp: config.telemetry.logs.enabled
-    ? {
-        protocol: config.telemetry.logs.protocol,
-        // Ending the transport waits for its last export: keep both attempts (the one in flight
-        // and the final one) inside the share of the shutdown budget kept for the log flush.
-        exportTimeoutMs: Math.min(config.telemetry.logs.exportTimeoutMs, Math.floor((config.shutdownTimeoutMs * LOG_FLUSH_SHARE) / 2)),
-        batch: config.telemetry.logs.batch,
-      }
+    ? { protocol: config.telemetry.logs.protocol, exportTimeoutMs: logExportTimeoutMs, batch: config.telemetry.logs.batch }
     : undefined,
   serviceName: config.telemetry.serviceName,
   serviceVersion: config.telemetry.serviceVersion,
   serviceInstanceId: config.telemetry.serviceInstanceId,
 });
+if (config.telemetry.logs.enabled && logExportTimeoutMs < config.telemetry.logs.exportTimeoutMs) {
+  logger.info(
+    { configured_ms: config.telemetry.logs.exportTimeoutMs, applied_ms: logExportTimeoutMs, shutdown_timeout_ms: config.shutdownTimeoutMs },
+    'OTLP log export timeout lowered to fit the log flush in SHUTDOWN_TIMEOUT_MS',
+  );
+}
 const telemetry = startTelemetry(config.telemetry, logger);
 const service = createService({ config, telemetry, logger });
 

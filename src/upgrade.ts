@@ -111,6 +111,8 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
     if (refuse !== undefined) {
       refuse(status, 'bad_handshake', err.message, extra);
     } else {
+      // ws 8 reports these synchronously inside handleUpgrade, after `pending` is set; this is
+      // only a guard should it ever report one outside it: the socket still gets its answer.
       deps.instruments.countRejectedUpgrade('bad_handshake');
       rejectUpgrade(socket, status, 'bad_handshake', err.message, extra);
     }

@@ -19,6 +19,7 @@ test('defaults are the documented ones', () => {
   assert.deepEqual(config.telemetry.traces.batch, { scheduledDelayMillis: 5000, exportTimeoutMillis: 30000, maxQueueSize: 2048, maxExportBatchSize: 512 });
   // A queue smaller than the default batch makes the batch default to the queue.
   assert.equal(loadConfig({ OTEL_BSP_MAX_QUEUE_SIZE: '16' }).telemetry.traces.batch.maxExportBatchSize, 16);
+  assert.equal(loadConfig({ OTEL_BLRP_MAX_QUEUE_SIZE: '100' }).telemetry.logs.batch.maxExportBatchSize, 100);
 });
 
 test('each bad value is refused with the variable and what it accepts', () => {
@@ -37,6 +38,10 @@ test('each bad value is refused with the variable and what it accepts', () => {
     [
       { OTEL_BSP_MAX_QUEUE_SIZE: '100', OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '200' },
       'invalid configuration: OTEL_BSP_MAX_EXPORT_BATCH_SIZE="200": expected an integer from 1 to OTEL_BSP_MAX_QUEUE_SIZE (100)',
+    ],
+    [
+      { OTEL_BLRP_MAX_QUEUE_SIZE: '100', OTEL_BLRP_MAX_EXPORT_BATCH_SIZE: '101' },
+      'invalid configuration: OTEL_BLRP_MAX_EXPORT_BATCH_SIZE="101": expected an integer from 1 to OTEL_BLRP_MAX_QUEUE_SIZE (100)',
     ],
   ];
   for (const [env, message] of cases) {

@@ -200,6 +200,9 @@ test('collector down: the service keeps serving, memory stays bounded, /readyz 2
   console.log(`collector down: heap after GC ${mb(heapBefore)} MB -> ${mb(heapAfter)} MB after ${CLIENTS * PER_CLIENT} messages`);
   assert.ok(heapAfter - heapBefore < 20 * 1024 * 1024, `heap grew by ${mb(heapAfter - heapBefore)} MB`);
 
+  // The log exporter's timeout is lowered to fit the log flush's share of the shutdown, and says so.
+  const lowered = svc.lines.find((l) => l.message === 'OTLP log export timeout lowered to fit the log flush in SHUTDOWN_TIMEOUT_MS');
+  assert.deepEqual([lowered?.configured_ms, lowered?.applied_ms], [10_000, (TIMEOUT_MS * 0.2) / 2]);
   const failing = svc.lines.filter((l) => l.message.startsWith('telemetry export failing'));
   assert.ok(failing.length >= 1 && failing.length <= 2, 'each signal reports its outage once, not per batch');
 
