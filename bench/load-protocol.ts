@@ -61,9 +61,9 @@ export type JobRequest = Job & { readonly id: number };
 
 /** One server's share of one round: what happened while it had the load. */
 export interface Window {
-  /** Time this server had the load in the round (its slices). */
+  /** Time this server had the load in the round: its slices and the wait for their replies. */
   readonly seconds: number;
-  /** Replies (saturate, rate) or completed handshakes (churn) inside the window. */
+  /** Replies (saturate, rate) or completed handshakes (churn) in the window. */
   readonly count: number;
   readonly serverCpuSeconds: number;
   readonly generatorCpuSeconds: number;

@@ -346,12 +346,17 @@ async function interleave(job: InterleaveJob, id: number): Promise<InterleaveRes
     // worked off on the shared core would otherwise land in the next server's latency. Work a
     // server defers past that (a batch of spans flushed by a timer) still lands in whoever is
     // next: the order is shuffled every cycle so that lands on every variant alike.
+    // How long each server had the load: its slices and the wait for its replies in flight after
+    // each, which the replies counted in its window include.
+    const loadedMs = new Map<Driver, number>();
     const slices = async (cycles: number): Promise<void> => {
       for (let c = 0; c < cycles; c++) {
         for (const d of shuffled(drivers)) {
+          const began = performance.now();
           d.start();
           await sleep(job.sliceMs);
           await d.stop();
+          loadedMs.set(d, (loadedMs.get(d) ?? 0) + performance.now() - began);
         }
       }
     };
@@ -359,6 +364,7 @@ async function interleave(job: InterleaveJob, id: number): Promise<InterleaveRes
     for (let r = 1; r <= job.rounds; r++) {
       const cpu = job.targets.map((t) => processCpuSeconds(t.pid));
       const counts = drivers.map((d) => d.count);
+      loadedMs.clear();
       const machine = machineBusySeconds();
       const generator = process.cpuUsage();
       const startUs = monotonicUs();
@@ -370,11 +376,11 @@ async function interleave(job: InterleaveJob, id: number): Promise<InterleaveRes
       const used = process.cpuUsage(generator);
       const generatorCpuSeconds = (used.user + used.system) / 1e6;
       const otherCpuSeconds = Math.max(0, machineBusySeconds() - machine - serverCpu.reduce((a, b) => a + b, 0) - generatorCpuSeconds);
-      // Each server had the core for its slices: that is its window.
-      const seconds = (job.cycles * job.sliceMs) / 1000;
-      const share = seconds / ((endUs - startUs) / 1e6);
       for (const [i, target] of job.targets.entries()) {
         const d = drivers[i];
+        // Each server had the core for its slices and their drains: that is its window.
+        const seconds = loadedMs.get(d)! / 1000;
+        const share = seconds / ((endUs - startUs) / 1e6);
         const window: Window = {
           seconds,
           count: d.count - counts[i],

@@ -267,6 +267,10 @@ async function main(): Promise<void> {
         if (scenario.startsWith('echo') && r.serverCpuUtilization !== undefined && r.serverCpuUtilization < 0.9) {
           warnings.push(`${v.name} ${scenario} round ${i + 1}: server not saturated (${(r.serverCpuUtilization * 100).toFixed(0)}% CPU)`);
         }
+        // The generator has a core of its own; near its capacity it, not the server, sets the pace.
+        if (scenario.startsWith('echo') && r.generatorCpuUtilization !== undefined && r.generatorCpuUtilization > 0.9) {
+          warnings.push(`${v.name} ${scenario} round ${i + 1}: load generator at ${(r.generatorCpuUtilization * 100).toFixed(0)}% of its core`);
+        }
       }
     }
   }

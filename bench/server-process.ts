@@ -6,7 +6,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { pathToFileURL } from 'node:url';
 import { spawnNode, stopChild } from './children.js';
-import { processCpuSeconds } from './proc.js';
 import type { ProbeReply, ProbeRequest } from './probe-protocol.js';
 
 const PROBE = pathToFileURL(new URL('./probe.js', import.meta.url).pathname).href;
@@ -123,11 +122,6 @@ export class ServerProcess {
       server.#stdoutTail = (server.#stdoutTail + chunk.toString('utf8', Math.max(0, chunk.length - TAIL_BYTES))).slice(-TAIL_BYTES);
     });
     return server;
-  }
-
-  /** The server's CPU seconds since it started (all threads). */
-  cpuSeconds(): number {
-    return processCpuSeconds(this.pid);
   }
 
   /** Memory and CPU as the server's own process reports them, after a full GC when `gc`. */
