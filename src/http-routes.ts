@@ -51,7 +51,8 @@ const routes: ReadonlyMap<string, Route> = new Map<string, Route>([
   ['/readyz', readyz],
 ]);
 
-function pathOf(url: string | undefined): string {
+/** The request target's path, without its query. */
+export function pathOf(url: string | undefined): string {
   const raw = url ?? '/';
   const query = raw.indexOf('?');
   return query === -1 ? raw : raw.slice(0, query);

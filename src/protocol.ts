@@ -61,7 +61,7 @@ function readId(value: unknown): MessageId {
 }
 
 /** @param maxDepth deepest object/array nesting accepted (MAX_JSON_DEPTH); checked before parsing */
-export function parseMessage(data: Buffer, isBinary: boolean, maxDepth = 64): ParseResult {
+export function parseMessage(data: Buffer, isBinary: boolean, maxDepth: number): ParseResult {
   if (isBinary) {
     return { ok: false, error: errorReply(null, 'unsupported_data', 'binary frames are not supported; send JSON text') };
   }

@@ -22,6 +22,7 @@ import type { Logger } from 'pino';
 import type { WebSocket, WebSocketServer } from 'ws';
 import type { AdmissionVerdict } from './admission.js';
 import { rejectUpgrade } from './http-responses.js';
+import { pathOf } from './http-routes.js';
 import type { Instruments } from './instruments.js';
 import { withSpan, withValidIds } from './spans.js';
 import {
@@ -67,12 +68,6 @@ const QUIET_REASONS: ReadonlySet<UpgradeRejectReason> = new Set(['not_found', 's
  */
 function destroySocket(this: Duplex): void {
   this.destroy();
-}
-
-function pathOf(url: string | undefined): string {
-  const raw = url ?? '/';
-  const query = raw.indexOf('?');
-  return query === -1 ? raw : raw.slice(0, query);
 }
 
 function startHandshakeSpan(tracer: Tracer, req: IncomingMessage, route: string | undefined, path: string, parent: Context): Span {

@@ -66,6 +66,8 @@ test('a flooding client and a slow reader beside well-behaved ones: limited, clo
   const [floodCode] = await withTimeout(flooderClosed, 10_000, 'the flooder to be closed');
   assert.equal(floodCode, 1008);
   const slowSent = await withTimeout(slowReader, 20_000, 'the slow reader to be closed');
+  // Still not reading, so it cannot answer the 1013: the server must drop the socket itself.
+  await eventually(() => closedLine(h.logs, slowPort), 10_000, 'the server to drop the slow reader that never reads');
   slow.ws.resume();
   await withTimeout(slowClosed, 10_000, 'the slow reader socket to close');
   await Promise.all(good.map((c, i) => behave(c, `after${i}`, 10)));
