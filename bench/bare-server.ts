@@ -1,6 +1,6 @@
 /**
  * Variant A: the floor of this stack. A bare `ws` server speaking the service's echo protocol
- * with the same parsing, validation and replies as src/protocol.ts and the ping/echo handlers
+ * with the same parsing, validation and replies as src/protocol/messages.ts and the ping/echo handlers
  * (the harness checks the replies are identical), and nothing else: no telemetry, no logs, no
  * routes. Configured like the service's WebSocketServer so the two differ only in what the
  * service adds.

@@ -5,11 +5,11 @@
  * configuration; 128+signal when a second signal cut the shutdown short.
  */
 import { readFileSync } from 'node:fs';
-import { ConfigError, loadConfig, type Config } from './config.js';
-import { createLogger } from './logger.js';
-import { installProcessErrorHandlers } from './process-errors.js';
+import { ConfigError, loadConfig, type Config } from './config/config.js';
+import { createLogger } from './telemetry/logger.js';
+import { installProcessErrorHandlers } from './lifecycle/process-errors.js';
 import { createService, LOG_FLUSH_SHARE } from './service.js';
-import { startTelemetry } from './telemetry.js';
+import { startTelemetry } from './telemetry/sdk.js';
 
 const SIGNAL_EXIT_CODES = { SIGINT: 130, SIGTERM: 143 } as const;
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { closeInWaves, waveCount, WAVE_PERIOD_MS } from '../src/close-waves.js';
+import { closeInWaves, waveCount, WAVE_PERIOD_MS } from '../src/lifecycle/close-waves.js';
 
 /**
  * The closes made in one synchronous run form one wave. Waves are told apart by the run they

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { after, afterEach, test } from 'node:test';
 import WebSocket from 'ws';
-import { createRegistry, defaultHandlers } from '../src/handlers/index.js';
+import { createRegistry, defaultHandlers } from '../src/protocol/handlers/index.js';
 import { Client, eventually, killChildren, startChild, startHarness, withTimeout, type Harness, type LogLine } from './helpers.js';
 
 // The drain: closes spread over SHUTDOWN_CLOSE_WINDOW_MS, and under continuous load every

@@ -9,11 +9,11 @@ import { InMemoryMetricExporter, PeriodicExportingMetricReader, AggregationTempo
 import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { Logger } from 'pino';
 import WebSocket from 'ws';
-import { loadConfig, type Env } from '../src/config.js';
-import type { HandlerRegistry } from '../src/handlers/index.js';
-import { createLogger } from '../src/logger.js';
+import { loadConfig, type Env } from '../src/config/config.js';
+import type { HandlerRegistry } from '../src/protocol/handlers/index.js';
+import { createLogger } from '../src/telemetry/logger.js';
 import { createService, type Service } from '../src/service.js';
-import { startTelemetry, type Telemetry } from '../src/telemetry.js';
+import { startTelemetry, type Telemetry } from '../src/telemetry/sdk.js';
 
 export type LogLine = Record<string, unknown> & { level: string; message: string; timestamp: string };
 

@@ -10,7 +10,7 @@ import {
   type ResourceMetrics,
   type SumMetricData,
 } from '@opentelemetry/sdk-metrics';
-import { LocalInstruments } from '../src/local-instruments.js';
+import { LocalInstruments } from '../src/telemetry/local-instruments.js';
 
 /** A real SDK pipeline: a MeterProvider whose reader also collects the local instruments. */
 function pipeline(temporality: AggregationTemporality) {

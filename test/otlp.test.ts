@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { afterEach, test } from 'node:test';
-import { SHUTDOWN_BUCKETS_S } from '../src/instruments.js';
+import { SHUTDOWN_BUCKETS_S } from '../src/telemetry/instruments.js';
 import { Client, eventually, HEAP_FIXTURE, measureHeap, startChild, withTimeout, type LogLine } from './helpers.js';
 import { freePort } from './stack-helpers.js';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from './otlp-receiver.js';

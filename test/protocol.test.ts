@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { afterEach, test } from 'node:test';
 import { SpanStatusCode } from '@opentelemetry/api';
-import { createRegistry, defaultHandlers } from '../src/handlers/index.js';
-import { ClientError } from '../src/protocol.js';
+import { createRegistry, defaultHandlers } from '../src/protocol/handlers/index.js';
+import { ClientError } from '../src/protocol/messages.js';
 import { Client, scrape, sampleValue, startHarness, type Harness } from './helpers.js';
 
 let harness: Harness | undefined;

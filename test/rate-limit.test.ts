@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { nestsDeeperThan } from '../src/json-depth.js';
-import { MessageRateLimiter, type Verdict } from '../src/rate-limit.js';
+import { nestsDeeperThan } from '../src/protocol/json-depth.js';
+import { MessageRateLimiter, type Verdict } from '../src/ws/rate-limit.js';
 
 // The rules themselves, with time passed in: exact, no sockets needed.
 const config = { messagesPerSec: 10, burst: 5, closeAfter: 4 };

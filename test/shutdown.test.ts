@@ -4,7 +4,7 @@ import { connect, type Socket } from 'node:net';
 import { afterEach, test } from 'node:test';
 import { DataPointType, type HistogramMetricData } from '@opentelemetry/sdk-metrics';
 import WebSocket from 'ws';
-import { SHUTDOWN_BUCKETS_S } from '../src/instruments.js';
+import { SHUTDOWN_BUCKETS_S } from '../src/telemetry/instruments.js';
 import { Client, startChild, startHarness, withTimeout, type Harness } from './helpers.js';
 
 let harness: Harness | undefined;

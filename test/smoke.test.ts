@@ -8,7 +8,7 @@ import { freePort, run } from './stack-helpers.js';
 // The blue-green smoke test as a pipeline runs it: the real CLI in a child process against a
 // real main.js, its printed checks and its exit code.
 
-const SMOKE = fileURLToPath(new URL('../src/smoke.js', import.meta.url));
+const SMOKE = fileURLToPath(new URL('../src/smoke/cli.js', import.meta.url));
 
 function smoke(args: string[], timeoutMs = 30_000) {
   return run(process.execPath, [SMOKE, ...args], { timeoutMs });

@@ -249,7 +249,7 @@ describe('Dockerfile', () => {
     const imported = new Set<string>();
     const dir = 'dist/src';
     const files = readdirSync(repoPath(dir), { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.js'));
-    assert.ok(files.includes('main.js') && files.includes('smoke.js'));
+    assert.ok(files.includes('main.js') && files.includes('smoke/cli.js'));
     for (const file of files) {
       for (const match of readRepoFile(`${dir}/${file}`).matchAll(/(?:^|\s)(?:import|export)\b[^'"]*?from\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/gm)) {
         const specifier = match[1] ?? match[2];

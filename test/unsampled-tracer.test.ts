@@ -10,8 +10,8 @@ import {
   ParentBasedSampler,
   SimpleSpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
-import { withSpan } from '../src/spans.js';
-import { UnsampledShortcutTracer, type Shortcut } from '../src/unsampled-tracer.js';
+import { withSpan } from '../src/telemetry/context.js';
+import { UnsampledShortcutTracer, type Shortcut } from '../src/telemetry/tracer.js';
 
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 const SPAN = '00f067aa0ba902b7';

@@ -16,13 +16,13 @@ import {
 } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import WebSocket from 'ws';
-import type { HandlerRegistry, MessageHandler } from './handlers/index.js';
-import type { RateLimitConfig } from './config.js';
-import type { Instruments } from './instruments.js';
-import { ClientError, errorReply, parseMessage, type MessageId, type ParseResult, type Reply } from './protocol.js';
+import type { HandlerRegistry, MessageHandler } from '../protocol/handlers/index.js';
+import type { RateLimitConfig } from '../config/config.js';
+import type { Instruments } from '../telemetry/instruments.js';
+import { ClientError, errorReply, parseMessage, type MessageId, type ParseResult, type Reply } from '../protocol/messages.js';
 import { MessageRateLimiter, type Verdict } from './rate-limit.js';
-import { withSpan } from './spans.js';
-import type { ServiceTracer } from './unsampled-tracer.js';
+import { withSpan } from '../telemetry/context.js';
+import type { ServiceTracer } from '../telemetry/tracer.js';
 import {
   ATTR_WS_CLOSE_CODE,
   ATTR_WS_CLOSE_INITIATOR,
@@ -37,7 +37,7 @@ import {
   MESSAGE_TYPE_UNKNOWN,
   type Outcome,
   type ServerCloseReason,
-} from './semconv.js';
+} from '../telemetry/semconv.js';
 
 /** Counts handler work still running, so shutdown can let in-flight messages finish. */
 export class InflightTracker {

@@ -4,7 +4,7 @@
  * degraded check that does not fail readiness: a collector outage must not take a fleet out
  * of rotation.
  */
-import type { Telemetry } from './telemetry.js';
+import type { Telemetry } from '../telemetry/sdk.js';
 
 export type CheckStatus = 'ok' | 'fail' | 'disabled' | 'degraded';
 

@@ -8,8 +8,8 @@
 import { context, isSpanContextValid, trace } from '@opentelemetry/api';
 import { once } from 'node:events';
 import pino, { type DestinationStream, type Logger, type LoggerOptions } from 'pino';
-import type { LogLevel, OtlpProtocol } from './config.js';
-import { withDeadline } from './deadline.js';
+import type { LogLevel, OtlpProtocol } from '../config/config.js';
+import { withDeadline } from '../util/deadline.js';
 
 export interface OtlpLogSettings {
   readonly protocol: OtlpProtocol;

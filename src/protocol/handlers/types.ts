@@ -1,4 +1,4 @@
-import type { IncomingMessage, Reply } from '../protocol.js';
+import type { IncomingMessage, Reply } from '../messages.js';
 
 /**
  * One message type. `handle` runs inside the message's span; it returns the reply, or throws

@@ -3,7 +3,7 @@
  * "sustained abuse". Time is passed in (milliseconds, monotonic) so the rule is exact and cheap:
  * no timers, two numbers of state per connection.
  */
-import type { RateLimitConfig } from './config.js';
+import type { RateLimitConfig } from '../config/config.js';
 
 export type Verdict = 'accept' | 'refuse' | 'close';
 

@@ -21,10 +21,10 @@ import {
 import type { Logger } from 'pino';
 import type { WebSocket, WebSocketServer } from 'ws';
 import type { AdmissionVerdict } from './admission.js';
-import { rejectUpgrade } from './http-responses.js';
-import { pathOf } from './http-routes.js';
-import type { Instruments } from './instruments.js';
-import { withSpan, withValidIds } from './spans.js';
+import { rejectUpgrade } from '../http/responses.js';
+import { pathOf } from '../http/routes.js';
+import type { Instruments } from '../telemetry/instruments.js';
+import { withSpan, withValidIds } from '../telemetry/context.js';
 import {
   ATTR_CLIENT_ADDRESS,
   ATTR_ERROR_TYPE,
@@ -37,7 +37,7 @@ import {
   ATTR_URL_SCHEME,
   ATTR_USER_AGENT_ORIGINAL,
   type UpgradeRejectReason,
-} from './semconv.js';
+} from '../telemetry/semconv.js';
 
 export interface UpgradeDeps {
   readonly wss: WebSocketServer;

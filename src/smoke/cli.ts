@@ -1,11 +1,11 @@
 /**
  * Blue-green smoke test, for pipelines: `npm run smoke -- <base-url>` (or
- * `node dist/src/smoke.js <base-url>` where npm is absent). Prints each check with ok/FAIL and
+ * `node dist/src/smoke/cli.js <base-url>` where npm is absent). Prints each check with ok/FAIL and
  * exits 0 when all pass, 1 when any fails or the instance cannot be reached, 2 on a bad
  * argument. Needs only production dependencies, so it runs inside the service's image.
  */
 import { parseArgs } from 'node:util';
-import { runSmoke, type CheckResult } from './smoke-checks.js';
+import { runSmoke, type CheckResult } from './checks.js';
 
 const USAGE = 'usage: npm run smoke -- <base-url> [--ws-path /ws] [--timeout-ms 10000]';
 const DEFAULT_TIMEOUT_MS = 10_000;

@@ -6,7 +6,7 @@
  *    the process exits 1: after a throw escaped to the event loop, state may be inconsistent.
  */
 import type { Logger } from 'pino';
-import type { Instruments } from './instruments.js';
+import type { Instruments } from '../telemetry/instruments.js';
 
 export interface ProcessErrorDeps {
   readonly logger: Logger;

@@ -4,7 +4,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
-import type { AdmissionConfig } from './config.js';
+import type { AdmissionConfig } from '../config/config.js';
 
 export type AdmissionVerdict =
   | { readonly ok: true }

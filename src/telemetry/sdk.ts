@@ -31,12 +31,12 @@ import { OTLPTraceExporter as OTLPTraceExporterGrpc } from '@opentelemetry/expor
 import { OTLPTraceExporter as OTLPTraceExporterJson } from '@opentelemetry/exporter-trace-otlp-http';
 import { OTLPTraceExporter as OTLPTraceExporterProto } from '@opentelemetry/exporter-trace-otlp-proto';
 import type { Logger } from 'pino';
-import type { OtlpProtocol, TelemetryConfig } from './config.js';
+import type { OtlpProtocol, TelemetryConfig } from '../config/config.js';
 import { DeferredBatchSpanProcessor } from './batch-spans.js';
-import { withDeadline } from './deadline.js';
+import { withDeadline } from '../util/deadline.js';
 import { ExportHealth, observeMetricExporter, observeSpanExporter, type ExportStatus } from './export-health.js';
 import { LocalInstruments } from './local-instruments.js';
-import { UnsampledShortcutTracer, type ServiceTracer, type Shortcut } from './unsampled-tracer.js';
+import { UnsampledShortcutTracer, type ServiceTracer, type Shortcut } from './tracer.js';
 
 /** Prometheus text format 0.0.4, which the exporter's own handler does not declare. */
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
@@ -80,7 +80,7 @@ function metricExporter(protocol: OtlpProtocol): PushMetricExporter {
 
 /**
  * When spans are certain not to be recorded, the service's tracer makes them itself (see
- * src/unsampled-tracer.ts): always, if nothing can record them (the SDK disabled: the parent's
+ * src/telemetry/tracer.ts): always, if nothing can record them (the SDK disabled: the parent's
  * span, as the API's no-op tracer gives; no span exporter: new ids); for unsampled parents, if the
  * SDK's sampler follows the parent (the parentbased_* samplers and always_off; an unknown
  * value is the SDK's default, parentbased_always_on).
@@ -97,7 +97,7 @@ export interface TelemetryExtras {
   readonly spanProcessors?: SpanProcessor[];
   /**
    * Readers added beside the Prometheus reader (and the OTLP one, if any), each built with the
-   * producer of the service's counters and histograms (cumulative), as src/local-instruments.ts
+   * producer of the service's counters and histograms (cumulative), as src/telemetry/local-instruments.ts
    * explains.
    */
   readonly metricReaders?: ((metricProducers: MetricProducer[]) => MetricReader)[];

@@ -1,4 +1,4 @@
-import { ClientError } from '../protocol.js';
+import { ClientError } from '../messages.js';
 import type { MessageHandler } from './types.js';
 
 export const echo: MessageHandler = {

@@ -9,10 +9,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { context, isSpanContextValid, propagation, ROOT_CONTEXT, trace, type Context } from '@opentelemetry/api';
 import type { Logger } from 'pino';
-import { rejectUpgrade, sendJson } from './http-responses.js';
-import type { Instruments } from './instruments.js';
-import type { HttpRejectReason } from './semconv.js';
-import { randomSpanContext } from './spans.js';
+import { rejectUpgrade, sendJson } from './responses.js';
+import type { Instruments } from '../telemetry/instruments.js';
+import type { HttpRejectReason } from '../telemetry/semconv.js';
+import { randomSpanContext } from '../telemetry/context.js';
 
 export interface HttpGuardDeps {
   readonly instruments: Instruments;

@@ -2,7 +2,7 @@
  * Spreading the drain's closes over a window, so the instances that take the clients over see
  * them reconnect over that window rather than all in the same millisecond.
  */
-import { delay } from './deadline.js';
+import { delay } from '../util/deadline.js';
 
 /** Closes within one period leave together; the period bounds the number of timers too. */
 export const WAVE_PERIOD_MS = 100;

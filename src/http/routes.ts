@@ -1,11 +1,11 @@
 /** The plain HTTP routes on the service's one port: /metrics, /healthz, /readyz, JSON 404/405/413. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import type { Instruments } from './instruments.js';
-import { hasBody, refuseBody } from './http-guard.js';
-import { sendJson } from './http-responses.js';
+import type { Instruments } from '../telemetry/instruments.js';
+import { hasBody, refuseBody } from './guard.js';
+import { sendJson } from './responses.js';
 import { checkReadiness, type ReadinessSources } from './readiness.js';
-import { PROMETHEUS_CONTENT_TYPE, type Telemetry } from './telemetry.js';
+import { PROMETHEUS_CONTENT_TYPE, type Telemetry } from '../telemetry/sdk.js';
 
 export interface RouteDeps extends ReadinessSources {
   readonly telemetry: Telemetry;

@@ -23,7 +23,7 @@ export class DeferredBatchSpanProcessor implements SpanProcessor {
   readonly #config: BufferConfig;
   #batch: SpanProcessor | undefined;
 
-  /** @param config OTEL_BSP_* as src/config.ts validated them */
+  /** @param config OTEL_BSP_* as src/config validated them */
   constructor(exporter: SpanExporter, config: BufferConfig) {
     this.#exporter = exporter;
     this.#config = config;

@@ -69,7 +69,7 @@ type ByOutcome = Readonly<Record<Outcome, Attributes>>;
 /**
  * Frozen attribute sets, built once per label combination and found by plain property and map
  * lookups: the metric instruments key their aggregation on the set's identity (see
- * src/local-instruments.ts), so a message never builds or hashes one.
+ * src/telemetry/local-instruments.ts), so a message never builds or hashes one.
  */
 function messageAttributes(): (type: string, outcome: Outcome) => Attributes {
   const byType = new Map<string, ByOutcome>();
