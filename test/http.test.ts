@@ -4,6 +4,7 @@ import { request } from 'node:http';
 import { after, test } from 'node:test';
 import { promisify } from 'node:util';
 import { parseExposition, sampleValue, startHarness, type Harness } from './helpers.js';
+import { requireBinary } from './stack-helpers.js';
 
 const run = promisify(execFile);
 
@@ -47,6 +48,7 @@ test('/metrics: Prometheus 0.0.4 content type, the seed series at 0 from the fir
 });
 
 test('promtool check metrics accepts the exposition', async () => {
+  requireBinary('promtool'); // a missing binary fails here with what to install, not `spawn promtool ENOENT`
   const text = await (await fetch(`${harness.baseUrl}/metrics`)).text();
   const child = run('promtool', ['check', 'metrics']);
   child.child.stdin!.end(text);

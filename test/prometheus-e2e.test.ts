@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Client, eventually, killChildren, startChild, withTimeout, type RunningService } from './helpers.js';
-import { freePort, readRepoFile, repoPath } from './stack-helpers.js';
+import { freePort, notFoundMessage, readRepoFile, repoPath, requireBinary } from './stack-helpers.js';
 
 // Debian's real Prometheus, run with the project's own otel/prometheus.yml and rules, rewritten
 // only where it must be: targets on loopback and 1 s intervals instead of 15 s. The ws-service
@@ -94,6 +94,8 @@ async function single(expr: string, value: number): Promise<Sample | undefined> 
 }
 
 before(async () => {
+  // Fail in milliseconds, not after the readiness deadline below, when the binary is missing.
+  requireBinary('prometheus');
   svc = await startChild({ SHUTDOWN_DRAIN_DELAY_MS: '0', SHUTDOWN_TIMEOUT_MS: '2000' });
   serviceInstance = `127.0.0.1:${svc.port}`;
 
@@ -130,7 +132,7 @@ before(async () => {
   prometheus.stderr!.setEncoding('utf8').on('data', (c: string) => (prometheusLog += c));
   const spawnFailed = new Promise<never>((_, reject) => {
     prometheus.once('error', (err: NodeJS.ErrnoException) =>
-      reject(err.code === 'ENOENT' ? new Error("prometheus not found on PATH: install Debian's prometheus package (.ci/run does)") : err),
+      reject(err.code === 'ENOENT' ? new Error(notFoundMessage('prometheus')) : err),
     );
     prometheus.once('exit', (code) => reject(new Error(`prometheus exited with ${code}:\n${prometheusLog}`)));
   });

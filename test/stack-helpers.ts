@@ -4,7 +4,8 @@
  * one is missing, reading the project's YAML, and free loopback ports.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
@@ -30,6 +31,30 @@ const PACKAGES: Record<string, string> = {
   prometheus: 'prometheus',
   'docker-compose': 'docker-compose',
 };
+
+/** The one message for a binary the tests need that is not on the PATH. */
+export function notFoundMessage(command: string, debianPackage: string | undefined = PACKAGES[command]): string {
+  return `${command} not found on PATH${debianPackage ? `: install Debian's ${debianPackage} package (.ci/run does)` : ''}`;
+}
+
+/**
+ * Throws at once, with {@link notFoundMessage}, unless `command` is an executable on the PATH.
+ * For tests that spawn a long-lived binary or poll for it, so a missing one fails the test in
+ * milliseconds rather than after a readiness deadline; a failure, never a skip.
+ */
+export function requireBinary(command: string, debianPackage: string | undefined = PACKAGES[command]): string {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    if (dir === '') continue;
+    const candidate = join(dir, command);
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not here: the next PATH entry
+    }
+  }
+  throw new Error(notFoundMessage(command, debianPackage));
+}
 
 export interface Ran {
   readonly code: number | null;
@@ -60,8 +85,7 @@ export function run(
     child.on('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);
       if (err.code === 'ENOENT') {
-        const pkg = PACKAGES[command];
-        reject(new Error(`${command} not found on PATH${pkg ? `: install Debian's ${pkg} package (.ci/run does)` : ''}`));
+        reject(new Error(notFoundMessage(command)));
       } else {
         reject(err);
       }
