@@ -1,4 +1,4 @@
-// Lint for src/, test/ and bench/: the recommended and type-aware rules that catch real bugs
+// Lint for src/, test/, bench/ and scripts/: the recommended and type-aware rules that catch real bugs
 // (floating promises, misused promises), not style; tsc already enforces strictness.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
@@ -20,4 +20,10 @@ export default tseslint.config(
   },
   { files: ['test/**/*.ts'], rules: { '@typescript-eslint/require-await': 'off', '@typescript-eslint/no-base-to-string': 'off' } },
   { files: ['eslint.config.js'], ...tseslint.configs.disableTypeChecked },
+  // scripts/ holds plain Node ESM that runs uncompiled (outside tsconfig): no type-aware rules.
+  { files: ['scripts/**/*.mjs'], ...tseslint.configs.disableTypeChecked },
+  {
+    files: ['scripts/**/*.mjs'],
+    languageOptions: { globals: { process: 'readonly', console: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly' } },
+  },
 );
