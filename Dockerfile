@@ -19,7 +19,7 @@ COPY --from=build /app/dist/src ./dist/src
 # The image's unprivileged user; the service needs no write access anywhere.
 USER node
 EXPOSE 8080
-# main.js drains on SIGTERM (see README, Graceful shutdown); give it the grace period the
+# main.js drains on SIGTERM (see docs/operations.md, the shutdown sequence); give it the grace period the
 # orchestrator allows: above SHUTDOWN_DRAIN_DELAY_MS + SHUTDOWN_TIMEOUT_MS.
 STOPSIGNAL SIGTERM
 # Liveness through node itself: the slim image has neither curl nor wget.

@@ -30,7 +30,7 @@ test('/readyz answers 200 naming each check, the SDK first', async () => {
   assert.deepEqual(Object.values(body.checks).map((c) => c.status), ['ok', 'ok', 'ok', 'ok']);
 });
 
-test('/metrics: Prometheus 0.0.4 content type, the seed series at 0 from the first scrape', async () => {
+test('/metrics: Prometheus 0.0.4 content type, the original four series at 0 from the first scrape', async () => {
   const res = await fetch(`${harness.baseUrl}/metrics`);
   assert.equal(res.status, 200);
   assert.equal(res.headers.get('content-type'), 'text/plain; version=0.0.4; charset=utf-8');

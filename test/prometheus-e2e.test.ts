@@ -83,7 +83,7 @@ async function activeAlerts(): Promise<Alert[]> {
   return body.data.alerts;
 }
 
-function seedAlert(alerts: Alert[]): Alert | undefined {
+function specAlert(alerts: Alert[]): Alert | undefined {
   return alerts.find((a) => a.labels.alertname === 'NoActiveConnections' && a.labels.instance === serviceInstance);
 }
 
@@ -189,8 +189,8 @@ describe('real Prometheus with otel/prometheus.yml and the alert rules', () => {
     for (const rule of rules) assert.equal(rule.health, 'ok', `${rule.name}: ${rule.lastError}`);
   });
 
-  test('with no connections the seed alert NoActiveConnections is pending', async () => {
-    const alert = await eventually(async () => seedAlert(await activeAlerts()), 30_000, 'NoActiveConnections pending');
+  test('with no connections the original alert NoActiveConnections is pending', async () => {
+    const alert = await eventually(async () => specAlert(await activeAlerts()), 30_000, 'NoActiveConnections pending');
     assert.equal(alert.state, 'pending');
   });
 
@@ -208,13 +208,13 @@ describe('real Prometheus with otel/prometheus.yml and the alert rules', () => {
       const messages = await eventually(() => single('total_messages_total', M_MESSAGES), 20_000, `total_messages_total == ${M_MESSAGES}`);
       assert.deepEqual(messages.metric, { __name__: 'total_messages_total', job: 'ws-service', instance: serviceInstance });
 
-      await eventually(async () => (seedAlert(await activeAlerts()) === undefined ? true : undefined), 20_000, 'NoActiveConnections inactive');
+      await eventually(async () => (specAlert(await activeAlerts()) === undefined ? true : undefined), 20_000, 'NoActiveConnections inactive');
     } finally {
       await Promise.all(clients.map((c) => c.close()));
     }
 
     await eventually(() => single('active_connections', 0), 20_000, 'active_connections == 0 after the closes');
-    const alert = await eventually(async () => seedAlert(await activeAlerts()), 20_000, 'NoActiveConnections pending again');
+    const alert = await eventually(async () => specAlert(await activeAlerts()), 20_000, 'NoActiveConnections pending again');
     assert.equal(alert.state, 'pending', 'pending, not firing: the rule waits 1m');
     assert.equal(Number((await query('total_messages_total'))[0].value[1]), M_MESSAGES);
   });

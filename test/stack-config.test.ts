@@ -51,8 +51,8 @@ interface ComposeService {
 const RULES = 'otel/rules/ws-service.rules.yml';
 const RULE_TESTS = 'otel/rules/ws-service.rules.test.yml';
 
-/** The seed's alert rule (shared/seed/observability.md), verbatim. */
-const SEED_RULE = `
+/** The original specification's alert rule, verbatim. */
+const ORIGINAL_RULE = `
 - alert: NoActiveConnections
   expr: active_connections == 0
   for: 1m
@@ -94,15 +94,15 @@ describe('Prometheus config and alert rules', () => {
     }
   });
 
-  test("the seed's NoActiveConnections rule is there as the seed writes it; every rule has a summary and a runbook", () => {
-    const [seed] = parse(SEED_RULE) as Rule[];
+  test("the original specification's NoActiveConnections rule is there as the original specification writes it; every rule has a summary and a runbook", () => {
+    const [original] = parse(ORIGINAL_RULE) as Rule[];
     const ours = alerts().find((r) => r.alert === 'NoActiveConnections');
     assert.ok(ours, 'NoActiveConnections is missing');
-    assert.equal(ours.expr, seed.expr);
-    assert.equal(ours.for, seed.for);
-    assert.deepEqual(ours.labels, seed.labels);
-    assert.equal(ours.annotations?.summary, seed.annotations?.summary);
-    assert.deepEqual(Object.keys(ours.annotations ?? {}).sort(), ['runbook', 'summary'], 'only a runbook added to the seed');
+    assert.equal(ours.expr, original.expr);
+    assert.equal(ours.for, original.for);
+    assert.deepEqual(ours.labels, original.labels);
+    assert.equal(ours.annotations?.summary, original.annotations?.summary);
+    assert.deepEqual(Object.keys(ours.annotations ?? {}).sort(), ['runbook', 'summary'], 'only a runbook added to the original rule');
 
     const names = alerts().map((r) => r.alert);
     assert.deepEqual(names, [
@@ -132,7 +132,7 @@ describe('Prometheus config and alert rules', () => {
     assert.match(expr('WsServiceSpansDropped'), /^increase\(otel_sdk_processor_span_processed_total\{job="ws-service",error_type="queue_full"\}\[5m\]\) > 0 or \(/);
   });
 
-  test("otel/prometheus.yml: the seed's job on port 8080, the collector second, only shutdown_duration kept from it", () => {
+  test("otel/prometheus.yml: the original specification's job on port 8080, the collector second, only shutdown_duration kept from it", () => {
     const config = readYaml<PrometheusConfig>('otel/prometheus.yml');
     assert.deepEqual(config.rule_files, ['rules/*.rules.yml']);
     const [service, collector] = config.scrape_configs;
@@ -145,7 +145,7 @@ describe('Prometheus config and alert rules', () => {
     assert.deepEqual(collector.metric_relabel_configs, [
       { source_labels: ['__name__'], regex: 'shutdown_duration_(bucket|sum|count)|target_info', action: 'keep' },
     ]);
-    // The seed's job, textually: the quoted job name and the 8080 target.
+    // The original specification's job, textually: the quoted job name and the 8080 target.
     assert.match(readRepoFile('otel/prometheus.yml'), /- job_name: 'ws-service'\n {4}static_configs:\n {6}- targets: \['ws-service:8080'\]/);
   });
 });
@@ -180,7 +180,7 @@ describe('collector config', () => {
     }
   });
 
-  test('traces to Jaeger over OTLP, metrics to a Prometheus endpoint under the seed names, logs to debug', () => {
+  test('traces to Jaeger over OTLP, metrics to a Prometheus endpoint under the original names, logs to debug', () => {
     const { pipelines } = config.service;
     assert.deepEqual(pipelines.traces.exporters, ['otlp_grpc/jaeger']);
     assert.deepEqual(config.exporters['otlp_grpc/jaeger'], { endpoint: 'jaeger:4317', tls: { insecure: true } });

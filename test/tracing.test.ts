@@ -57,7 +57,7 @@ test('handshake, message and close spans: parents, links and attributes', async 
   assert.equal(typeof close.attributes['ws.connection.duration'], 'number');
 });
 
-test('log lines: the seed shape, request_id = trace id of the work they belong to', async () => {
+test('log lines: the original specification shape, request_id = trace id of the work they belong to', async () => {
   harness = await startHarness();
   const client = await Client.connect(harness.wsUrl, { headers: { traceparent: `00-${UPSTREAM_TRACE}-${UPSTREAM_SPAN}-01` } });
   await client.request({ type: 'ping', id: 1 });
