@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import { rejectUpgrade, sendJson } from './responses.js';
 import type { Instruments } from '../telemetry/instruments.js';
 import type { HttpRejectReason } from '../telemetry/semconv.js';
-import { randomSpanContext } from '../telemetry/context.js';
+import { randomSpanContext } from '../telemetry/ids.js';
 
 export interface HttpGuardDeps {
   readonly instruments: Instruments;
