@@ -155,9 +155,7 @@ export function startTelemetry(config: TelemetryConfig, logger: Logger, extras: 
         : // Nothing would receive spans: record none, but keep generating ids for request_id.
           { spanProcessors: [new NoopSpanProcessor()], sampler: new AlwaysOffSampler() }),
     });
-    sdk.start();
-    // The MeterProvider exists from start(): the batch processor's drop and queue metrics need it.
-    batchSpans?.attach(metrics.getMeterProvider());
+    DeferredBatchSpanProcessor.start(sdk, batchSpans);
   }
 
   return {
