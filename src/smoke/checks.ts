@@ -28,7 +28,7 @@ export interface SmokeOutcome {
   readonly unreachable?: string;
 }
 
-/** The exposition name of the seed's message counter, as /metrics serves it. */
+/** The exposition name of the original specification's message counter, as /metrics serves it. */
 const MESSAGES_COUNTER = 'total_messages_total';
 
 function endpoint(target: SmokeTarget, path: string, protocol?: string): URL {

@@ -1,5 +1,5 @@
 /**
- * pino, one JSON object per line on stdout, in the shape DESIGN.md fixes: ISO `timestamp`,
+ * pino, one JSON object per line on stdout, in the shape the original specification fixes: ISO `timestamp`,
  * uppercase `level`, `message`, and the active span's ids as `request_id`, `trace_id`,
  * `span_id`, `trace_flags`. A mixin reads the active context, so no loader hook is needed.
  * With an OTLP logs endpoint the same records also go to pino-opentelemetry-transport, which
