@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ConfigError, loadConfig } from '../src/config/config.js';
+import { resolveServiceName } from '../src/telemetry/service-name.js';
 import { spawnService } from './helpers.js';
 
 test('defaults are the documented ones', () => {
@@ -62,12 +63,58 @@ test('OTLP signals follow the standard variables', () => {
   assert.equal(loadConfig({ ...base, OTEL_SDK_DISABLED: 'true' }).telemetry.traces.enabled, false);
 });
 
-test('service.name: OTEL_SERVICE_NAME, then OTEL_RESOURCE_ATTRIBUTES, then ws-service', () => {
-  assert.equal(loadConfig({ OTEL_RESOURCE_ATTRIBUTES: 'team=obs,service.name=edge%20ws' }).telemetry.serviceName, 'edge ws');
-  assert.equal(
-    loadConfig({ OTEL_SERVICE_NAME: 'named', OTEL_RESOURCE_ATTRIBUTES: 'service.name=other' }).telemetry.serviceName,
-    'named',
-  );
+test('the sampler: every value NodeSDK knows, exactly; a ratio only where a ratio sampler reads it', () => {
+  assert.equal(loadConfig({}).telemetry.tracesSampler, 'parentbased_always_on');
+  for (const sampler of ['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio']) {
+    assert.equal(loadConfig({ OTEL_TRACES_SAMPLER: sampler }).telemetry.tracesSampler, sampler);
+  }
+  for (const ratio of ['0', '1', '0.1', '.25', '1e-3']) {
+    assert.equal(loadConfig({ OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: ratio }).telemetry.tracesSampler, 'traceidratio');
+  }
+  // The SDK reads no ratio for these samplers, so none is checked.
+  assert.equal(loadConfig({ OTEL_TRACES_SAMPLER: 'always_on', OTEL_TRACES_SAMPLER_ARG: 'half' }).telemetry.tracesSampler, 'always_on');
+  const accepts = 'one of always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, parentbased_traceidratio';
+  const cases: [Record<string, string>, string][] = [
+    [{ OTEL_TRACES_SAMPLER: 'sometimes' }, `invalid configuration: OTEL_TRACES_SAMPLER="sometimes": expected ${accepts}`],
+    // NodeSDK matches the name exactly: an upper-case one would silently be its default.
+    [{ OTEL_TRACES_SAMPLER: 'ALWAYS_ON' }, `invalid configuration: OTEL_TRACES_SAMPLER="ALWAYS_ON": expected ${accepts}`],
+    [
+      { OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '1.5' },
+      'invalid configuration: OTEL_TRACES_SAMPLER_ARG="1.5": expected a number from 0 to 1 (the traceidratio sampler\'s ratio)',
+    ],
+    [
+      { OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: 'half' },
+      'invalid configuration: OTEL_TRACES_SAMPLER_ARG="half": expected a number from 0 to 1 (the parentbased_traceidratio sampler\'s ratio)',
+    ],
+    [
+      { OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '-0.1' },
+      'invalid configuration: OTEL_TRACES_SAMPLER_ARG="-0.1": expected a number from 0 to 1 (the parentbased_traceidratio sampler\'s ratio)',
+    ],
+  ];
+  for (const [env, message] of cases) {
+    assert.throws(() => loadConfig(env), (err: unknown) => err instanceof ConfigError && err.message === message, JSON.stringify(env));
+  }
+});
+
+test('service.name: OTEL_SERVICE_NAME, then OTEL_RESOURCE_ATTRIBUTES, then ws-service, as the SDK\'s env detector reads them', () => {
+  const saved = { name: process.env.OTEL_SERVICE_NAME, attributes: process.env.OTEL_RESOURCE_ATTRIBUTES };
+  const set = (name: string | undefined, attributes: string | undefined): void => {
+    if (name === undefined) delete process.env.OTEL_SERVICE_NAME;
+    else process.env.OTEL_SERVICE_NAME = name;
+    if (attributes === undefined) delete process.env.OTEL_RESOURCE_ATTRIBUTES;
+    else process.env.OTEL_RESOURCE_ATTRIBUTES = attributes;
+  };
+  try {
+    const fallback = loadConfig({}).telemetry.serviceName;
+    set(undefined, undefined);
+    assert.equal(resolveServiceName(fallback), 'ws-service');
+    set(undefined, 'team=obs,service.name=edge%20ws');
+    assert.equal(resolveServiceName(fallback), 'edge ws');
+    set('named', 'service.name=other');
+    assert.equal(resolveServiceName(fallback), 'named');
+  } finally {
+    set(saved.name, saved.attributes);
+  }
 });
 
 test('the process refuses to start on invalid configuration: one line on stderr, exit 2', async () => {

@@ -25,13 +25,13 @@ const FAST_EXPORT = {
 };
 
 /** Runs one traced session against a child service exporting to the receiver, then SIGTERMs it. */
-async function tracedSession(protocol: 'http/protobuf' | 'http/json', serviceName: string): Promise<LogLine[]> {
+async function tracedSession(protocol: 'http/protobuf' | 'http/json', naming: Record<string, string>): Promise<LogLine[]> {
   receiver = await startOtlpReceiver();
   const svc = await startChild({
     ...FAST_EXPORT,
     OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
     OTEL_EXPORTER_OTLP_PROTOCOL: protocol,
-    OTEL_SERVICE_NAME: serviceName,
+    ...naming,
   });
   const client = await Client.connect(svc.wsUrl, { headers: { traceparent: `00-${UPSTREAM_TRACE}-${UPSTREAM_SPAN}-01` } });
   assert.deepEqual(await client.request({ type: 'ping', id: 1 }), { type: 'pong', id: 1 });
@@ -51,7 +51,7 @@ function byName(spans: ReceivedSpan[], name: string): ReceivedSpan {
 }
 
 test('OTLP/HTTP protobuf: spans, logs and the final metric push, decoded from the wire', async () => {
-  const stdout = await tracedSession('http/protobuf', 'ws-service-otlp-test');
+  const stdout = await tracedSession('http/protobuf', { OTEL_SERVICE_NAME: 'ws-service-otlp-test' });
   const r = receiver!;
   assert.deepEqual([...r.contentTypes.get('/v1/traces')!], ['application/x-protobuf']);
   assert.deepEqual([...r.contentTypes.get('/v1/logs')!], ['application/x-protobuf']);
@@ -120,17 +120,20 @@ test('OTLP/HTTP protobuf: spans, logs and the final metric push, decoded from th
   assert.equal(active.points[0].value, 0);
 });
 
-test('OTLP/HTTP JSON carries the same trace', async () => {
-  await tracedSession('http/json', 'ws-service-json');
+test('OTLP/HTTP JSON carries the same trace; service.name from OTEL_RESOURCE_ATTRIBUTES on every signal', async () => {
+  await tracedSession('http/json', { OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment.name=test,service.name=ws-service%20json' });
   const r = receiver!;
   assert.deepEqual([...r.contentTypes.get('/v1/traces')!], ['application/json']);
   const handshake = byName(r.spans, 'GET /ws');
   assert.equal(handshake.traceId, UPSTREAM_TRACE);
-  assert.equal(handshake.resource['service.name'], 'ws-service-json');
+  assert.equal(handshake.resource['service.name'], 'ws-service json');
   assert.equal(byName(r.spans, 'ws.message ping').parentSpanId, handshake.spanId);
   const connected = r.logs.find((l) => l.body === 'WebSocket connected')!;
   assert.equal(connected.traceId, UPSTREAM_TRACE);
-  assert.equal(r.metrics.filter((m) => m.name === 'shutdown_duration').length, 1);
+  assert.equal(connected.resource['service.name'], 'ws-service json', 'the log worker resolves the same name');
+  const shutdown = r.metrics.filter((m) => m.name === 'shutdown_duration');
+  assert.equal(shutdown.length, 1);
+  assert.equal(shutdown[0].resource['service.name'], 'ws-service json');
 });
 
 test('a 10% ratio sampler records about a tenth of connections, yet every log line keeps its request_id', async () => {

@@ -1,14 +1,17 @@
 import assert from 'node:assert/strict';
 import { afterEach, test } from 'node:test';
-import { context, ROOT_CONTEXT, trace, TraceFlags, type Context } from '@opentelemetry/api';
+import { context, isSpanContextValid, ROOT_CONTEXT, trace, TraceFlags, type Context, type Span } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { TraceState } from '@opentelemetry/core';
 import {
+  AlwaysOffSampler,
   AlwaysOnSampler,
   BasicTracerProvider,
   InMemorySpanExporter,
   ParentBasedSampler,
   SimpleSpanProcessor,
+  TraceIdRatioBasedSampler,
+  type Sampler,
 } from '@opentelemetry/sdk-trace-base';
 import { withSpan } from '../src/telemetry/context.js';
 import { UnsampledShortcutTracer, type Shortcut } from '../src/telemetry/tracer.js';
@@ -157,4 +160,82 @@ test("withSpan: the parent's values plus the span, for the API and the SDK alike
   span.end();
   const inner = exporter.getFinishedSpans().find((s) => s.name === 'inner')!;
   assert.equal(inner.parentSpanContext?.spanId, span.spanContext().spanId);
+});
+
+// The shortcut against the SDK's own startSpan under the sampler each shortcut stands for: the
+// span a caller gets must look the same, whichever of the two made it.
+
+const PARENTS: Record<string, () => Context> = {
+  'no parent': () => ROOT_CONTEXT,
+  'sampled local parent': () => trace.setSpanContext(ROOT_CONTEXT, { traceId: TRACE, spanId: SPAN, traceFlags: TraceFlags.SAMPLED, traceState: new TraceState('k=v') }),
+  'unsampled local parent': () => trace.setSpanContext(ROOT_CONTEXT, { traceId: TRACE, spanId: SPAN, traceFlags: TraceFlags.NONE, traceState: new TraceState('k=v') }),
+  'sampled remote parent': () => parent(TraceFlags.SAMPLED),
+  'unsampled remote parent': () => parent(TraceFlags.NONE),
+  'invalid parent': () => trace.setSpanContext(ROOT_CONTEXT, { traceId: '0'.repeat(32), spanId: SPAN, traceFlags: TraceFlags.NONE }),
+};
+
+/** What a caller can observe of a span, relative to the parent it was started under. */
+function observed(span: Span, ctx: Context) {
+  const sc = span.spanContext();
+  const parentSc = trace.getSpanContext(ctx);
+  const validParent = parentSc !== undefined && isSpanContextValid(parentSc);
+  return {
+    recording: span.isRecording(),
+    valid: isSpanContextValid(sc),
+    traceId: validParent && sc.traceId === parentSc.traceId ? "parent's" : isSpanContextValid(sc) ? 'new' : 'invalid',
+    newSpanId: sc.spanId !== parentSc?.spanId,
+    sampled: (sc.traceFlags & TraceFlags.SAMPLED) !== 0,
+    traceState: sc.traceState?.serialize(),
+  };
+}
+
+const SDK_SAMPLERS: [Shortcut, string, Sampler][] = [
+  ['never', 'AlwaysOff (no span exporter)', new AlwaysOffSampler()],
+  ['unsampled-parents', 'parentbased_always_on', new ParentBasedSampler({ root: new AlwaysOnSampler() })],
+  ['unsampled-parents', 'parentbased_always_off', new ParentBasedSampler({ root: new AlwaysOffSampler() })],
+  ['unsampled-parents', 'always_off', new AlwaysOffSampler()],
+  ['none', 'always_on', new AlwaysOnSampler()],
+  ['none', 'traceidratio 0.5', new TraceIdRatioBasedSampler(0.5)],
+];
+
+for (const [shortcut, samplerName, sampler] of SDK_SAMPLERS) {
+  test(`'${shortcut}' gives the span the SDK gives under ${samplerName}, for every kind of parent`, () => {
+    const provider = new BasicTracerProvider({ sampler, spanProcessors: [new SimpleSpanProcessor(new InMemorySpanExporter())] });
+    const sdk = provider.getTracer('t');
+    const shortcutTracer = new UnsampledShortcutTracer(sdk, shortcut);
+    for (const [kind, make] of Object.entries(PARENTS)) {
+      const ctx = make();
+      const mine = shortcutTracer.startSpan('m', {}, ctx);
+      const theirs = sdk.startSpan('m', {}, ctx);
+      // A ratio sampler decides by trace id: compare only spans of the same trace.
+      if (samplerName.startsWith('traceidratio') && observed(theirs, ctx).traceId === 'new') continue;
+      assert.deepEqual(observed(mine, ctx), observed(theirs, ctx), `${kind}`);
+      assert.equal(observed(mine, ctx).valid, true, `${kind}: valid ids`);
+      if (!mine.isRecording()) {
+        const made = shortcutTracer.unrecordedSpan(ctx);
+        // When the shortcut answers up front, its span is the same kind as the one startSpan gave.
+        if (made !== undefined) assert.deepEqual(observed(made, ctx), observed(theirs, ctx), `${kind}: unrecordedSpan`);
+      } else {
+        assert.equal(shortcutTracer.unrecordedSpan(ctx), undefined, `${kind}: a recorded span is never made up front`);
+      }
+      mine.end();
+      theirs.end();
+    }
+  });
+}
+
+test("'disabled' gives the API's no-op tracer's span for a valid parent, and valid unsampled ids where it gives invalid ones", () => {
+  const noop = trace.getTracer('t'); // no provider registered: the API's no-op tracer
+  const shortcutTracer = new UnsampledShortcutTracer(noop, 'disabled');
+  for (const [kind, make] of Object.entries(PARENTS)) {
+    const ctx = make();
+    const mine = shortcutTracer.startSpan('m', {}, ctx);
+    const theirs = noop.startSpan('m', {}, ctx);
+    assert.equal(mine.isRecording(), theirs.isRecording(), kind);
+    if (isSpanContextValid(theirs.spanContext())) {
+      assert.deepEqual(mine.spanContext(), theirs.spanContext(), `${kind}: the parent's own span context`);
+    } else {
+      assert.deepEqual(observed(mine, ctx), { recording: false, valid: true, traceId: 'new', newSpanId: true, sampled: false, traceState: undefined }, kind);
+    }
+  }
 });

@@ -11,6 +11,17 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 export const OTLP_PROTOCOLS = ['http/protobuf', 'http/json', 'grpc'] as const;
 export type OtlpProtocol = (typeof OTLP_PROTOCOLS)[number];
 
+/** The OTEL_TRACES_SAMPLER values NodeSDK builds a sampler from (it matches them exactly, case included). */
+export const TRACES_SAMPLERS = [
+  'always_on',
+  'always_off',
+  'traceidratio',
+  'parentbased_always_on',
+  'parentbased_always_off',
+  'parentbased_traceidratio',
+] as const;
+export type TracesSampler = (typeof TRACES_SAMPLERS)[number];
+
 export interface OtlpSignalConfig {
   /** Whether this signal is exported over OTLP at all (an endpoint is set and the exporter is not `none`). */
   readonly enabled: boolean;
@@ -20,7 +31,10 @@ export interface OtlpSignalConfig {
 export interface TelemetryConfig {
   /** `OTEL_SDK_DISABLED=true`: no SDK, no `/metrics`, ids for logs still generated. */
   readonly sdkDisabled: boolean;
-  /** Resolved the way the spec orders it: OTEL_SERVICE_NAME, then OTEL_RESOURCE_ATTRIBUTES, then `ws-service`. */
+  /**
+   * The default service.name, `ws-service`. OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES override
+   * it through the SDK's own resource detection (src/telemetry/service-name.ts), not parsed here.
+   */
   readonly serviceName: string;
   readonly serviceVersion: string;
   /** service.instance.id: one per process, so series and logs of successive deploys stay apart. */
@@ -53,8 +67,12 @@ export interface TelemetryConfig {
       readonly maxExportBatchSize: number;
     };
   };
-  /** OTEL_TRACES_SAMPLER as the SDK reads it (the SDK builds the sampler from it). @default 'parentbased_always_on' */
-  readonly tracesSampler: string;
+  /**
+   * OTEL_TRACES_SAMPLER, validated here (the SDK would fall back to its default on an unknown
+   * value with only a diagnostic line); the SDK builds the sampler from the variable itself.
+   * @default 'parentbased_always_on'
+   */
+  readonly tracesSampler: TracesSampler;
 }
 
 export interface Config {
@@ -181,9 +199,13 @@ function boolean(env: Env, name: string): boolean {
   throw new ConfigError(name, 'true or false', value);
 }
 
-function url(env: Env, name: string): string | undefined {
+/**
+ * Whether an OTLP endpoint variable is set, refusing a value that is not an http(s) URL. Only
+ * the presence decides: each exporter reads the URL itself (and appends its signal path).
+ */
+function endpointSet(env: Env, name: string): boolean {
   const value = raw(env, name);
-  if (value === undefined) return undefined;
+  if (value === undefined) return false;
   let parsed: URL;
   try {
     parsed = new URL(value);
@@ -193,7 +215,7 @@ function url(env: Env, name: string): string | undefined {
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
     throw new ConfigError(name, 'an http:// or https:// URL', value);
   }
-  return value;
+  return true;
 }
 
 function wsPath(env: Env): string {
@@ -294,33 +316,15 @@ function shutdownCloseWindow(env: Env, shutdownTimeoutMs: number): number {
   return value;
 }
 
-/** service.name by the spec's precedence; OTEL_RESOURCE_ATTRIBUTES is a comma list of percent-encoded k=v. */
-function serviceName(env: Env): string {
-  const explicit = raw(env, 'OTEL_SERVICE_NAME');
-  if (explicit !== undefined) return explicit;
-  for (const pair of (raw(env, 'OTEL_RESOURCE_ATTRIBUTES') ?? '').split(',')) {
-    const eq = pair.indexOf('=');
-    if (eq > 0 && pair.slice(0, eq).trim() === 'service.name') {
-      try {
-        return decodeURIComponent(pair.slice(eq + 1).trim());
-      } catch {
-        return pair.slice(eq + 1).trim();
-      }
-    }
-  }
-  return 'ws-service';
-}
-
 function signal(env: Env, name: 'TRACES' | 'METRICS' | 'LOGS', sdkDisabled: boolean): OtlpSignalConfig {
-  const endpoint =
-    url(env, `OTEL_EXPORTER_OTLP_${name}_ENDPOINT`) ?? url(env, 'OTEL_EXPORTER_OTLP_ENDPOINT');
+  const endpoint = endpointSet(env, `OTEL_EXPORTER_OTLP_${name}_ENDPOINT`) || endpointSet(env, 'OTEL_EXPORTER_OTLP_ENDPOINT');
   const exporterVar = `OTEL_${name}_EXPORTER`;
   const exporter = oneOf(env, exporterVar, ['otlp', 'none'] as const, 'otlp');
   const protocolVar = raw(env, `OTEL_EXPORTER_OTLP_${name}_PROTOCOL`)
     ? `OTEL_EXPORTER_OTLP_${name}_PROTOCOL`
     : 'OTEL_EXPORTER_OTLP_PROTOCOL';
   const protocol = oneOf(env, protocolVar, OTLP_PROTOCOLS, 'http/protobuf');
-  return { enabled: !sdkDisabled && exporter === 'otlp' && endpoint !== undefined, protocol };
+  return { enabled: !sdkDisabled && exporter === 'otlp' && endpoint, protocol };
 }
 
 /**
@@ -344,11 +348,30 @@ function spanBatch(env: Env): TelemetryConfig['traces']['batch'] {
   };
 }
 
+/**
+ * OTEL_TRACES_SAMPLER exactly as the SDK will read it, and OTEL_TRACES_SAMPLER_ARG when a ratio
+ * sampler uses it: the SDK replaces a bad or out-of-range ratio by 1 with only a diagnostic line.
+ */
+function tracesSampler(env: Env): TracesSampler {
+  const value = env.OTEL_TRACES_SAMPLER;
+  if (value === undefined || value.trim() === '') return 'parentbased_always_on';
+  const sampler = TRACES_SAMPLERS.find((s) => s === value);
+  if (sampler === undefined) throw new ConfigError('OTEL_TRACES_SAMPLER', `one of ${TRACES_SAMPLERS.join(', ')}`, value);
+  if (sampler === 'traceidratio' || sampler === 'parentbased_traceidratio') {
+    const arg = raw(env, 'OTEL_TRACES_SAMPLER_ARG');
+    const ratio = arg !== undefined && /^(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(arg) ? Number(arg) : Number.NaN;
+    if (arg !== undefined && !(ratio >= 0 && ratio <= 1)) {
+      throw new ConfigError('OTEL_TRACES_SAMPLER_ARG', `a number from 0 to 1 (the ${sampler} sampler's ratio)`, arg);
+    }
+  }
+  return sampler;
+}
+
 function telemetry(env: Env, version: string): TelemetryConfig {
   const sdkDisabled = boolean(env, 'OTEL_SDK_DISABLED');
   return {
     sdkDisabled,
-    serviceName: serviceName(env),
+    serviceName: 'ws-service',
     serviceVersion: version,
     serviceInstanceId: randomUUID(),
     traces: { ...signal(env, 'TRACES', sdkDisabled), batch: spanBatch(env) },
@@ -368,7 +391,7 @@ function telemetry(env: Env, version: string): TelemetryConfig {
       ),
       batch: { scheduledDelayMillis: integer(env, 'OTEL_BLRP_SCHEDULE_DELAY', 1_000, 1, 600_000), ...queueAndBatch(env, 'OTEL_BLRP') },
     },
-    tracesSampler: raw(env, 'OTEL_TRACES_SAMPLER') ?? 'parentbased_always_on',
+    tracesSampler: tracesSampler(env),
   };
 }
 

@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import { rejectUpgrade, sendJson } from './responses.js';
 import type { Instruments } from '../telemetry/instruments.js';
 import type { HttpRejectReason } from '../telemetry/semconv.js';
-import { randomSpanContext } from '../telemetry/context.js';
+import { randomSpanContext } from '../telemetry/ids.js';
 
 export interface HttpGuardDeps {
   readonly instruments: Instruments;
@@ -60,13 +60,37 @@ function classify(code: string | undefined): { status: number; reason: HttpRejec
   return undefined;
 }
 
+/**
+ * The responses in progress on each socket: a keep-alive socket may carry a pipelined request
+ * behind one still being answered. Node keeps this only in private socket state, so the
+ * request handler records it here (trackResponse) for the 'clientError' listener to ask.
+ */
+const inProgress = new WeakMap<Duplex, Set<ServerResponse>>();
+
+/** Records `res` as in progress on its socket until it finishes or its connection closes. */
+export function trackResponse(req: IncomingMessage, res: ServerResponse): void {
+  const socket = req.socket;
+  let responses = inProgress.get(socket);
+  if (responses === undefined) inProgress.set(socket, (responses = new Set()));
+  responses.add(res);
+  const done = (): void => {
+    responses.delete(res);
+  };
+  res.once('finish', done).once('close', done);
+}
+
+/** Whether a response on `socket` has begun: a refusal written after it would corrupt it. */
+function responseStarted(socket: Duplex): boolean {
+  for (const res of inProgress.get(socket) ?? []) if (res.headersSent) return true;
+  return false;
+}
+
 /** The server's 'clientError' listener: without one Node answers in plain text and counts nothing. */
 export function createClientErrorHandler(deps: HttpGuardDeps) {
   return (err: Error & { code?: string }, socket: Duplex): void => {
     const refusal = classify(err.code);
-    const inProgress = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
     // A reset or a broken pipe is the peer leaving, not a request to refuse.
-    if (refusal === undefined || !socket.writable || inProgress?.headersSent === true) {
+    if (refusal === undefined || !socket.writable || responseStarted(socket)) {
       socket.destroy();
       return;
     }

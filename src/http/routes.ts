@@ -2,7 +2,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Instruments } from '../telemetry/instruments.js';
-import { hasBody, refuseBody } from './guard.js';
+import { hasBody, refuseBody, trackResponse } from './guard.js';
 import { sendJson } from './responses.js';
 import { checkReadiness, type ReadinessSources } from './readiness.js';
 import { PROMETHEUS_CONTENT_TYPE, type Telemetry } from '../telemetry/sdk.js';
@@ -60,6 +60,7 @@ export function pathOf(url: string | undefined): string {
 
 export function createRequestHandler(deps: RouteDeps) {
   return (req: IncomingMessage, res: ServerResponse): void => {
+    trackResponse(req, res);
     const path = pathOf(req.url);
     if (hasBody(req)) {
       refuseBody(req, res, path, deps);

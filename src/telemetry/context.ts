@@ -1,11 +1,5 @@
-import { randomBytes } from 'node:crypto';
-import { isSpanContextValid, trace, type Context, type Span, type SpanContext } from '@opentelemetry/api';
-
-/** Fresh W3C ids, unsampled: enough for a log line's request_id when nothing is recorded. */
-export function randomSpanContext(traceId?: string): SpanContext {
-  const hex = randomBytes(24).toString('hex');
-  return { traceId: traceId ?? hex.slice(0, 32), spanId: hex.slice(32), traceFlags: 0 };
-}
+import { isSpanContextValid, trace, type Context, type Span } from '@opentelemetry/api';
+import { randomSpanContext } from './ids.js';
 
 /**
  * With the SDK disabled the tracer hands out invalid (all-zero) span contexts; a random,
@@ -16,50 +10,39 @@ export function withValidIds(span: Span): Span {
   return trace.wrapSpanContext(randomSpanContext());
 }
 
-/** The key `trace.setSpan` stores a span under, read back through the API rather than assumed. */
-const SPAN_KEY: symbol = (() => {
-  let seen: symbol | undefined;
-  const probe: Context = {
-    getValue(key) {
-      seen = key;
-      return undefined;
-    },
-    setValue: () => probe,
-    deleteValue: () => probe,
-  };
-  trace.getSpan(probe);
-  if (seen === undefined) throw new Error('@opentelemetry/api did not read a span key from the context');
-  return seen;
-})();
-
 /**
- * A context that is its parent plus one value. The API's own contexts copy the parent's whole
- * map and make three closures on every `setValue`; a message's span context is made once per
- * message and read at most a few times, so a link to the parent costs less.
+ * A context that reads through to its parent, plus at most one value of its own.
+ *
+ * Why: the API's own contexts copy the parent's whole map and make three closures on every
+ * `setValue`. A message's context is made once per message and read a few times, so linking to
+ * the parent is cheaper than copying it. The value's key is never named here: `trace.setSpan`
+ * writes it through the public Context interface (`setValue`) into an empty overlay.
  */
-class ContextLayer implements Context {
+class Overlay implements Context {
   constructor(
     private readonly parent: Context,
-    private readonly key: symbol,
-    private readonly value: unknown,
+    private readonly key?: symbol,
+    private readonly value?: unknown,
   ) {}
 
   getValue(key: symbol): unknown {
-    return key === this.key ? this.value : this.parent.getValue(key);
+    return this.key !== undefined && key === this.key ? this.value : this.parent.getValue(key);
   }
 
-  // Writes are rare here (a handler's child span, suppressed tracing): they make an ordinary,
-  // flat context, so a replaced or deleted value is not kept alive by the layer below.
   setValue(key: symbol, value: unknown): Context {
+    if (this.key === undefined) return new Overlay(this.parent, key, value);
+    // A second write (a handler's child span, suppressed tracing) is rare: it makes an ordinary,
+    // flat context, so a replaced or deleted value is not kept alive by the layer below.
     return this.parent.setValue(this.key, this.value).setValue(key, value);
   }
 
   deleteValue(key: symbol): Context {
+    if (this.key === undefined) return this.parent.deleteValue(key);
     return this.parent.setValue(this.key, this.value).deleteValue(key);
   }
 }
 
 /** `trace.setSpan(parent, span)`, without copying the parent. */
 export function withSpan(parent: Context, span: Span): Context {
-  return new ContextLayer(parent, SPAN_KEY, span);
+  return trace.setSpan(new Overlay(parent), span);
 }

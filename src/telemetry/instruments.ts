@@ -1,6 +1,6 @@
 /**
- * Every metric instrument the service records, created once. Names are the seed's exact
- * Prometheus names (`active_connections`, `total_messages`, `error_count`, `shutdown_duration`)
+ * Every metric instrument the service records, created once. Names are the exact Prometheus
+ * names of the original specification (`active_connections`, `total_messages`, `error_count`, `shutdown_duration`)
  * plus operator extras named in the same style; the exporter adds `_total` to counters.
  */
 import type { Attributes, Counter, Histogram, Meter } from '@opentelemetry/api';

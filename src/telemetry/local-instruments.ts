@@ -3,16 +3,23 @@
  * through a MetricProducer, in place of the SDK's synchronous instruments.
  *
  * Why: on every add/record the SDK hashes the attribute set (keys sorted, JSON.stringify) once
- * per reader before it finds the accumulation. Per message that was 1.8 µs with the Prometheus
- * reader alone and 3.1 µs with the OTLP one as well, the largest telemetry cost in the message
- * path (`npm run bench -- --profile C,D`). Here a record with a frozen attribute set (the
- * service builds one per label combination, once) is a WeakMap lookup, a bucket search and a
- * few additions; the aggregation is read only when a reader collects.
+ * per reader before it finds the accumulation, which the benchmark found to be the largest
+ * telemetry cost on the message path (docs/benchmarks.md). The SDK has no public way to record
+ * against a pre-bound attribute set. Here a record with a frozen attribute set (the service
+ * builds one per label combination, once) is a WeakMap lookup, a bucket search and a few
+ * additions; the aggregation is read only when a reader collects.
  *
- * Same data model as the SDK's: monotonic sums, explicit-bucket histograms with the advised
- * boundaries (inclusive upper bounds), min and max; cumulative from the first record, or delta
- * per reader when its exporter prefers delta. Negative and non-finite values are dropped, as
- * the SDK drops them. Views do not apply to these instruments.
+ * SDK behaviour mirrored (test/local-instruments-vs-sdk.test.ts plays the same records here
+ * and through the SDK's own instruments and compares what one reader exports): monotonic sums;
+ * explicit-bucket histograms with the advised boundaries or the SDK's default ones, inclusive
+ * upper bounds, sum, count, min and max; one point per attribute set, whatever its key order;
+ * cumulative from the first record, or delta per reader when its exporter prefers delta.
+ * Negative values and a histogram's NaN are dropped, as the SDK drops them.
+ *
+ * Where it differs, on purpose: views do not apply; delta histograms carry no min and max (a
+ * period's own are not kept), and a set not recorded in a delta period is sent as 0 where the
+ * SDK leaves it out; a counter drops NaN and infinite values, which the SDK would add to its sum,
+ * and a counter's dropped value still makes its attribute set's point (at 0).
  */
 import {
   ValueType,

@@ -1,5 +1,5 @@
 /**
- * pino, one JSON object per line on stdout, in the shape DESIGN.md fixes: ISO `timestamp`,
+ * pino, one JSON object per line on stdout, in the shape the original specification fixes: ISO `timestamp`,
  * uppercase `level`, `message`, and the active span's ids as `request_id`, `trace_id`,
  * `span_id`, `trace_flags`. A mixin reads the active context, so no loader hook is needed.
  * With an OTLP logs endpoint the same records also go to pino-opentelemetry-transport, which
@@ -10,6 +10,7 @@ import { once } from 'node:events';
 import pino, { type DestinationStream, type Logger, type LoggerOptions } from 'pino';
 import type { LogLevel, OtlpProtocol } from '../config/config.js';
 import { withDeadline } from '../util/deadline.js';
+import { resolveServiceName } from './service-name.js';
 
 export interface OtlpLogSettings {
   readonly protocol: OtlpProtocol;
@@ -25,6 +26,7 @@ export interface LoggerSettings {
   readonly level: LogLevel;
   /** Ship every record over OTLP too, when an OTLP logs endpoint is configured. */
   readonly otlp: OtlpLogSettings | undefined;
+  /** The default service.name; OTEL_SERVICE_NAME or OTEL_RESOURCE_ATTRIBUTES override it, as for spans. */
   readonly serviceName: string;
   readonly serviceVersion: string;
   readonly serviceInstanceId: string;
@@ -102,14 +104,16 @@ export function createLogger(settings: LoggerSettings): ServiceLogger {
   // stdout is written from this thread; only the OTLP shipping runs in pino's worker. One
   // transport target, because pino's multi-target router reads numeric levels from each line
   // and our lines carry level labels.
+  const serviceName = resolveServiceName(settings.serviceName);
   const transport = pino.transport({
     target: 'pino-opentelemetry-transport',
     options: {
-      loggerName: settings.serviceName,
+      loggerName: serviceName,
       serviceVersion: settings.serviceVersion,
-      // The transport's worker detects its own resource; these make it the same as the spans'.
+      // The transport's worker detects its own resource and lets these win over it: the same
+      // attributes as the spans' and metrics' resource.
       resourceAttributes: {
-        'service.name': settings.serviceName,
+        'service.name': serviceName,
         'service.version': settings.serviceVersion,
         'service.instance.id': settings.serviceInstanceId,
       },

@@ -23,6 +23,7 @@ import {
   type PushMetricExporter,
 } from '@opentelemetry/sdk-metrics';
 import { NodeSDK } from '@opentelemetry/sdk-node';
+import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
 import { AlwaysOffSampler, NoopSpanProcessor, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { OTLPMetricExporter as OTLPMetricExporterGrpc } from '@opentelemetry/exporter-metrics-otlp-grpc';
 import { OTLPMetricExporter as OTLPMetricExporterJson } from '@opentelemetry/exporter-metrics-otlp-http';
@@ -36,6 +37,7 @@ import { DeferredBatchSpanProcessor } from './batch-spans.js';
 import { withDeadline } from '../util/deadline.js';
 import { ExportHealth, observeMetricExporter, observeSpanExporter, type ExportStatus } from './export-health.js';
 import { LocalInstruments } from './local-instruments.js';
+import { resolveServiceName } from './service-name.js';
 import { UnsampledShortcutTracer, type ServiceTracer, type Shortcut } from './tracer.js';
 
 /** Prometheus text format 0.0.4, which the exporter's own handler does not declare. */
@@ -82,8 +84,7 @@ function metricExporter(protocol: OtlpProtocol): PushMetricExporter {
  * When spans are certain not to be recorded, the service's tracer makes them itself (see
  * src/telemetry/tracer.ts): always, if nothing can record them (the SDK disabled: the parent's
  * span, as the API's no-op tracer gives; no span exporter: new ids); for unsampled parents, if the
- * SDK's sampler follows the parent (the parentbased_* samplers and always_off; an unknown
- * value is the SDK's default, parentbased_always_on).
+ * SDK's sampler follows the parent (the parentbased_* samplers) or records nothing (always_off).
  */
 function tracerShortcut(config: TelemetryConfig, extras: TelemetryExtras): Shortcut {
   if (config.sdkDisabled) return 'disabled';
@@ -137,9 +138,11 @@ export function startTelemetry(config: TelemetryConfig, logger: Logger, extras: 
       ? new DeferredBatchSpanProcessor(observeSpanExporter(traceExporter(config.traces.protocol), health), config.traces.batch)
       : undefined;
     sdk = new NodeSDK({
+      // NodeSDK merges what its env detector finds over this; resolving the name with the same
+      // detector keeps it right when OTEL_NODE_RESOURCE_DETECTORS leaves env detection out.
       resource: defaultResource().merge(
         resourceFromAttributes({
-          'service.name': config.serviceName,
+          [ATTR_SERVICE_NAME]: resolveServiceName(config.serviceName),
           'service.version': config.serviceVersion,
           'service.instance.id': config.serviceInstanceId,
         }),
@@ -155,9 +158,7 @@ export function startTelemetry(config: TelemetryConfig, logger: Logger, extras: 
         : // Nothing would receive spans: record none, but keep generating ids for request_id.
           { spanProcessors: [new NoopSpanProcessor()], sampler: new AlwaysOffSampler() }),
     });
-    sdk.start();
-    // The MeterProvider exists from start(): the batch processor's drop and queue metrics need it.
-    batchSpans?.attach(metrics.getMeterProvider());
+    DeferredBatchSpanProcessor.start(sdk, batchSpans);
   }
 
   return {

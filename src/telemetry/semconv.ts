@@ -1,19 +1,10 @@
 /**
- * Attribute names and bounded attribute values shared by spans and metrics. OTel semantic
- * conventions where they exist; `ws.*` for what they do not cover. Metric attribute values
- * must come from the fixed sets below, never from user input or a connection id.
+ * The service's own attribute names and bounded attribute values, shared by spans and metrics:
+ * `ws.*` and the few names the OTel semantic conventions do not cover. Names the conventions
+ * define as stable (http.*, url.*, client.address, error.type, ...) are imported from
+ * @opentelemetry/semantic-conventions where they are used, never redefined here. Metric
+ * attribute values must come from the fixed sets below, never from user input or a connection id.
  */
-
-export const ATTR_HTTP_REQUEST_METHOD = 'http.request.method';
-export const ATTR_HTTP_RESPONSE_STATUS_CODE = 'http.response.status_code';
-export const ATTR_HTTP_ROUTE = 'http.route';
-export const ATTR_URL_PATH = 'url.path';
-export const ATTR_URL_SCHEME = 'url.scheme';
-export const ATTR_CLIENT_ADDRESS = 'client.address';
-export const ATTR_NETWORK_PEER_ADDRESS = 'network.peer.address';
-export const ATTR_NETWORK_PEER_PORT = 'network.peer.port';
-export const ATTR_USER_AGENT_ORIGINAL = 'user_agent.original';
-export const ATTR_ERROR_TYPE = 'error.type';
 
 export const ATTR_WS_MESSAGE_TYPE = 'ws.message.type';
 export const ATTR_WS_MESSAGE_SIZE = 'ws.message.size';

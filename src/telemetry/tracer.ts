@@ -2,21 +2,26 @@
  * A Tracer in front of the SDK's that hands out the spans the SDK would not record, itself and
  * cheaply: a non-recording span with the parent's trace id (or a new one) and a new span id.
  *
- * Why: every message gets a span, and without a traces exporter (variant C of the benchmark),
- * or under a parent-based sampler when the connection's trace was not sampled (variant E, 90%
- * of connections), the SDK still walks its whole startSpan for a span it then drops: parent
- * validation by regular expression, attribute sanitising, the sampler, a Math.random id. That
- * was 1.1 µs per message in the profile of C, the second largest telemetry cost after metrics.
+ * Why: every message gets a span, and most of them are not recorded (no traces exporter, or a
+ * parent-based sampler under a connection whose trace was not sampled). The SDK's startSpan
+ * still does all its work for a span it then drops: parent validation, attribute sanitising,
+ * the sampler, id generation. The benchmark showed that as one of the largest telemetry costs
+ * on the message path (docs/benchmarks.md). The SDK has no public way to skip that work for a
+ * span it will not record, so this tracer decides first and asks the SDK only when it must.
  *
- * Same decisions as the SDK: `never` when nothing can record (no span exporter): a new span id
- * under the parent's trace, as the SDK's AlwaysOff sampler gives; `disabled` with the SDK
- * disabled: the parent's own span, as the API's no-op tracer gives (new ids only for a root,
- * which the no-op tracer would leave invalid); `unsampled-parents` when the sampler follows the parent (parentbased_* from
- * OTEL_TRACES_SAMPLER), so a valid parent without the sampled flag makes an unsampled child;
- * `none` sends everything to the SDK (always_on, traceidratio: a child may be sampled whatever
- * its parent). Suppressed tracing is left to the SDK.
+ * SDK behaviour mirrored, per shortcut (test/unsampled-tracer.test.ts compares each case with
+ * the SDK's own startSpan under the matching sampler):
+ * - `never`, nothing can record (no span exporter, the SDK's AlwaysOff sampler): a non-recording,
+ *   unsampled span with the valid parent's trace id and trace state, or a new trace id for a root;
+ * - `disabled`, the SDK off (the API's no-op tracer): the parent's own span; a root gets new
+ *   ids where the no-op tracer would leave them invalid, so log lines keep a request_id;
+ * - `unsampled-parents`, a parent-based sampler (parentbased_* from OTEL_TRACES_SAMPLER): a valid
+ *   parent without the sampled flag makes an unsampled, non-recording child, as
+ *   ParentBasedSampler's default for unsampled parents (AlwaysOff) does; remote or local alike;
+ * - `none`, everything goes to the SDK (always_on, traceidratio: a child may be sampled whatever
+ *   its parent).
+ * An invalid parent is treated as no parent, as the SDK does. Suppressed tracing is left to the SDK.
  */
-import { randomFillSync } from 'node:crypto';
 import {
   context,
   isSpanContextValid,
@@ -30,40 +35,9 @@ import {
   type Tracer,
 } from '@opentelemetry/api';
 import { isTracingSuppressed } from '@opentelemetry/core';
+import { randomIds, type RandomIds } from './ids.js';
 
 export type Shortcut = 'disabled' | 'never' | 'unsampled-parents' | 'none';
-
-/**
- * Random ids cut from a pooled hex string: one randomFillSync and one hex conversion per 256
- * span ids, then a substring each (V8 shares the pool's characters instead of copying them).
- */
-class Ids {
-  readonly #bytes = Buffer.allocUnsafe(2048);
-  #pool = '';
-  #offset = 0;
-
-  #hex(chars: number): string {
-    if (this.#offset + chars > this.#pool.length) {
-      randomFillSync(this.#bytes);
-      this.#pool = this.#bytes.toString('hex');
-      this.#offset = 0;
-    }
-    const id = this.#pool.slice(this.#offset, this.#offset + chars);
-    this.#offset += chars;
-    return id;
-  }
-
-  spanId(): string {
-    const id = this.#hex(16);
-    // All zeros is the invalid id (a 2^-64 chance): draw again.
-    return id === '0000000000000000' ? this.spanId() : id;
-  }
-
-  traceId(): string {
-    const id = this.#hex(32);
-    return id === '00000000000000000000000000000000' ? this.traceId() : id;
-  }
-}
 
 /**
  * A span that is not recorded, whose span id is drawn the first time anyone asks for it. Most
@@ -74,7 +48,7 @@ class UnrecordedSpan implements Span {
   #context: SpanContext | undefined;
 
   constructor(
-    private readonly ids: Ids,
+    private readonly ids: RandomIds,
     private readonly traceId: string | undefined,
     private readonly traceState: SpanContext['traceState'],
   ) {}
@@ -132,7 +106,7 @@ export interface ServiceTracer extends Tracer {
 }
 
 export class UnsampledShortcutTracer implements ServiceTracer {
-  readonly #ids = new Ids();
+  readonly #ids = randomIds;
   /** Span contexts already found valid: a connection's parent is checked once, not per message. */
   readonly #valid = new WeakSet<SpanContext>();
 

@@ -23,6 +23,7 @@ import { ClientError, errorReply, parseMessage, type MessageId, type ParseResult
 import { MessageRateLimiter, type Verdict } from './rate-limit.js';
 import { withSpan } from '../telemetry/context.js';
 import type { ServiceTracer } from '../telemetry/tracer.js';
+import { ATTR_ERROR_TYPE } from '@opentelemetry/semantic-conventions';
 import {
   ATTR_WS_CLOSE_CODE,
   ATTR_WS_CLOSE_INITIATOR,
@@ -31,7 +32,6 @@ import {
   ATTR_WS_ERROR_CODE,
   ATTR_WS_MESSAGE_SIZE,
   ATTR_WS_MESSAGE_TYPE,
-  ATTR_ERROR_TYPE,
   closeReason,
   MESSAGE_TYPE_INVALID,
   MESSAGE_TYPE_UNKNOWN,

@@ -36,8 +36,8 @@ import {
   ATTR_URL_PATH,
   ATTR_URL_SCHEME,
   ATTR_USER_AGENT_ORIGINAL,
-  type UpgradeRejectReason,
-} from '../telemetry/semconv.js';
+} from '@opentelemetry/semantic-conventions';
+import type { UpgradeRejectReason } from '../telemetry/semconv.js';
 
 export interface UpgradeDeps {
   readonly wss: WebSocketServer;
