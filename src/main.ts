@@ -67,15 +67,26 @@ installProcessErrorHandlers({
   },
 });
 
-let signalled = false;
+/**
+ * The same signal again this soon is one request delivered twice, not a second request: under
+ * `npm start`, Ctrl-C (or a kill sent to the process group, as systemd does) reaches node
+ * directly and once more through npm, which forwards SIGINT and SIGTERM to its child.
+ */
+const REPEATED_SIGNAL_MS = 250;
+
+let first: { readonly signal: NodeJS.Signals; readonly at: number } | undefined;
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.on(signal, () => {
-    if (signalled) {
+    if (first !== undefined) {
+      if (signal === first.signal && performance.now() - first.at < REPEATED_SIGNAL_MS) {
+        logger.debug({ signal }, 'same signal delivered twice: already shutting down');
+        return;
+      }
       logger.warn({ signal }, 'second signal during shutdown: exiting now');
       logger.flush();
       process.exit(SIGNAL_EXIT_CODES[signal]);
     }
-    signalled = true;
+    first = { signal, at: performance.now() };
     logger.info({ signal }, 'signal received: starting graceful shutdown');
     void stop(signal);
   });
