@@ -8,7 +8,8 @@ import { readFileSync } from 'node:fs';
 import { ConfigError, loadConfig, type Config } from './config/config.js';
 import { createLogger } from './telemetry/logger.js';
 import { installProcessErrorHandlers } from './lifecycle/process-errors.js';
-import { createService, LOG_FLUSH_SHARE } from './service.js';
+import { logExportTimeoutFor } from './lifecycle/budget.js';
+import { createService } from './service.js';
 import { startTelemetry } from './telemetry/sdk.js';
 
 const SIGNAL_EXIT_CODES = { SIGINT: 130, SIGTERM: 143 } as const;
@@ -29,9 +30,7 @@ function readConfig(): Config {
 }
 
 const config = readConfig();
-// Ending the transport waits for its last export: keep both attempts (the one in flight and the
-// final one) inside the share of the shutdown budget kept for the log flush.
-const logExportTimeoutMs = Math.min(config.telemetry.logs.exportTimeoutMs, Math.floor((config.shutdownTimeoutMs * LOG_FLUSH_SHARE) / 2));
+const logExportTimeoutMs = logExportTimeoutFor(config.telemetry.logs.exportTimeoutMs, config.shutdownTimeoutMs);
 const { logger, close: closeLogger } = createLogger({
   level: config.logLevel,
   otlp: config.telemetry.logs.enabled
@@ -68,15 +67,26 @@ installProcessErrorHandlers({
   },
 });
 
-let signalled = false;
+/**
+ * The same signal again this soon is one request delivered twice, not a second request: under
+ * `npm start`, Ctrl-C (or a kill sent to the process group, as systemd does) reaches node
+ * directly and once more through npm, which forwards SIGINT and SIGTERM to its child.
+ */
+const REPEATED_SIGNAL_MS = 250;
+
+let first: { readonly signal: NodeJS.Signals; readonly at: number } | undefined;
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.on(signal, () => {
-    if (signalled) {
+    if (first !== undefined) {
+      if (signal === first.signal && performance.now() - first.at < REPEATED_SIGNAL_MS) {
+        logger.debug({ signal }, 'same signal delivered twice: already shutting down');
+        return;
+      }
       logger.warn({ signal }, 'second signal during shutdown: exiting now');
       logger.flush();
       process.exit(SIGNAL_EXIT_CODES[signal]);
     }
-    signalled = true;
+    first = { signal, at: performance.now() };
     logger.info({ signal }, 'signal received: starting graceful shutdown');
     void stop(signal);
   });

@@ -4,6 +4,7 @@
  * variable and what it accepts (ConfigError), never a stack trace.
  */
 import { randomUUID } from 'node:crypto';
+import { CLOSE_WINDOW_MAX_SHARE } from '../lifecycle/budget.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -301,9 +302,6 @@ function http(env: Env): HttpConfig {
     keepAliveTimeoutMs: integer(env, 'HTTP_KEEP_ALIVE_TIMEOUT_MS', 5_000, 0, 600_000),
   };
 }
-
-/** Share of SHUTDOWN_TIMEOUT_MS the close waves may span; the rest lets the last wave's handshakes finish. */
-export const CLOSE_WINDOW_MAX_SHARE = 0.4;
 
 function shutdownCloseWindow(env: Env, shutdownTimeoutMs: number): number {
   const max = Math.floor(shutdownTimeoutMs * CLOSE_WINDOW_MAX_SHARE);

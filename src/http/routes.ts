@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Instruments } from '../telemetry/instruments.js';
 import { hasBody, refuseBody, trackResponse } from './guard.js';
+import { pathOf } from './path.js';
 import { sendJson } from './responses.js';
 import { checkReadiness, type ReadinessSources } from './readiness.js';
 import { PROMETHEUS_CONTENT_TYPE, type Telemetry } from '../telemetry/sdk.js';
@@ -50,13 +51,6 @@ const routes: ReadonlyMap<string, Route> = new Map<string, Route>([
   ['/healthz', healthz],
   ['/readyz', readyz],
 ]);
-
-/** The request target's path, without its query. */
-export function pathOf(url: string | undefined): string {
-  const raw = url ?? '/';
-  const query = raw.indexOf('?');
-  return query === -1 ? raw : raw.slice(0, query);
-}
 
 export function createRequestHandler(deps: RouteDeps) {
   return (req: IncomingMessage, res: ServerResponse): void => {

@@ -2,18 +2,11 @@
  * One WebSocket connection: message → span → handler → reply → metrics, and the close.
  * `ws` runs 'message' listeners in the root context, so each message's work is entered into
  * its own span's context explicitly; no span stays open for the connection's life.
+ *
+ * Read top to bottom: the listeners, the message path (#onMessage → #dispatch → #finish →
+ * #send), the closes the server starts, then the socket's other events.
  */
-import {
-  context,
-  propagation,
-  ROOT_CONTEXT,
-  SpanKind,
-  SpanStatusCode,
-  trace,
-  type Context,
-  type Link,
-  type Span,
-} from '@opentelemetry/api';
+import { context, SpanKind, SpanStatusCode, trace, type Context, type Link, type Span } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import WebSocket from 'ws';
 import type { HandlerRegistry, MessageHandler } from '../protocol/handlers/index.js';
@@ -25,43 +18,20 @@ import { withSpan } from '../telemetry/context.js';
 import type { ServiceTracer } from '../telemetry/tracer.js';
 import { ATTR_ERROR_TYPE } from '@opentelemetry/semantic-conventions';
 import {
-  ATTR_WS_CLOSE_CODE,
-  ATTR_WS_CLOSE_INITIATOR,
-  ATTR_WS_CLOSE_REASON,
-  ATTR_WS_CONNECTION_DURATION,
   ATTR_WS_ERROR_CODE,
   ATTR_WS_MESSAGE_SIZE,
   ATTR_WS_MESSAGE_TYPE,
-  closeReason,
   MESSAGE_TYPE_INVALID,
   MESSAGE_TYPE_UNKNOWN,
   type Outcome,
   type ServerCloseReason,
 } from '../telemetry/semconv.js';
+import { isProtocolViolation, violationClose, type ServerClose } from './close-codes.js';
+import { recordClose, type Peer } from './close-record.js';
+import { InflightTracker } from './inflight.js';
+import { remoteParent } from './trace-parent.js';
 
-/** Counts handler work still running, so shutdown can let in-flight messages finish. */
-export class InflightTracker {
-  #count = 0;
-  /** Made on the first wait (a drain), not with every connection. */
-  #waiters: (() => void)[] | undefined;
-
-  get count(): number {
-    return this.#count;
-  }
-
-  begin(): void {
-    this.#count++;
-  }
-
-  end(): void {
-    this.#count--;
-    if (this.#count === 0 && this.#waiters !== undefined) for (const wake of this.#waiters.splice(0)) wake();
-  }
-
-  idle(): Promise<void> {
-    return this.#count === 0 ? Promise.resolve() : new Promise((resolve) => (this.#waiters ??= []).push(resolve));
-  }
-}
+export type { Peer } from './close-record.js';
 
 /** The per-connection limits from LimitsConfig that Connection enforces. */
 export interface ConnectionLimits {
@@ -80,11 +50,6 @@ export interface ConnectionDeps {
   readonly closed: (connection: Connection) => void;
 }
 
-export interface Peer {
-  readonly address: string | undefined;
-  readonly port: number | undefined;
-}
-
 /**
  * After the server closes a connection for cause (or ws does, for a protocol violation), how
  * long the peer has to answer the close before its socket is destroyed. A slow reader may
@@ -95,32 +60,8 @@ export const CLOSE_GRACE_MS = 1000;
 /** Pongs queued but not yet written; past this the peer is not reading (it floods pings). */
 const MAX_PENDING_PONGS = 60;
 
-/** A message's own `traceparent` puts its span in the sender's trace; an invalid one is ignored. */
-function remoteParent(message: { traceparent?: unknown; tracestate?: unknown }): Context | undefined {
-  if (typeof message.traceparent !== 'string') return undefined;
-  const carrier: Record<string, string> = { traceparent: message.traceparent };
-  if (typeof message.tracestate === 'string') carrier.tracestate = message.tracestate;
-  const extracted = propagation.extract(ROOT_CONTEXT, carrier);
-  return trace.getSpanContext(extracted) === undefined ? undefined : extracted;
-}
-
 function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
   return typeof (value as Promise<T> | undefined)?.then === 'function';
-}
-
-/** The close code ws sends for each peer protocol violation it detects (RFC 6455 §7.4.1), and its reason label. */
-function violation(code: string): { code: number; reason: ServerCloseReason } {
-  switch (code) {
-    case 'WS_ERR_INVALID_UTF8':
-      return { code: 1007, reason: 'invalid_payload' };
-    case 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH':
-    case 'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH':
-      return { code: 1009, reason: 'message_too_big' };
-    case 'WS_ERR_TOO_MANY_BUFFERED_PARTS':
-      return { code: 1008, reason: 'too_many_fragments' };
-    default:
-      return { code: 1002, reason: 'protocol_error' };
-  }
 }
 
 /** Where a socket keeps its Connection, so one set of listeners serves every socket. */
@@ -160,7 +101,7 @@ export class Connection {
    * terminate() skips it), yet the close that happened is the server's, with this code. The
    * first reason wins and is counted once, when the socket has closed.
    */
-  #serverClose: { readonly code: number; readonly reason: ServerCloseReason } | undefined;
+  #serverClose: ServerClose | undefined;
   readonly #limiter: MessageRateLimiter | undefined;
   /**
    * Whether a message's arrival time is used: by the duration histogram, the rate limit or a
@@ -208,75 +149,7 @@ export class Connection {
     /* eslint-enable @typescript-eslint/unbound-method */
   }
 
-  /**
-   * The drain's close: waits for this connection's in-flight handlers, then sends the close
-   * frame in the same microtask chain as their last reply, so no message can be accepted in
-   * between. Every message accepted before the close frame has then been answered.
-   */
-  async drain(code: number, reason: string): Promise<void> {
-    await this.inflight.idle();
-    if (this.ws.readyState !== WebSocket.OPEN) return;
-    this.#serverClose ??= { code, reason: 'shutdown' };
-    this.ws.close(code, reason);
-  }
-
-  /** Drops the socket without waiting for the close handshake (a drain's deadline passed). */
-  terminate(): void {
-    if (this.ws.readyState === WebSocket.CLOSED) return;
-    // A drain's close that went unanswered ends as a timeout; a close for cause keeps its reason.
-    if (this.#serverClose === undefined || this.#serverClose.reason === 'shutdown') {
-      this.#serverClose = { code: this.#serverClose?.code ?? 1006, reason: 'shutdown_timeout' };
-    }
-    this.ws.terminate();
-  }
-
-  /** One heartbeat tick: terminate a peer that did not answer the previous ping, else ping it. */
-  heartbeat(): void {
-    if (this.ws.readyState !== WebSocket.OPEN) return;
-    if (!this.#alive) {
-      this.#serverClose ??= { code: 1006, reason: 'heartbeat_timeout' };
-      this.#log('heartbeat_timeout', 1006, {});
-      this.ws.terminate();
-      return;
-    }
-    this.#alive = false;
-    this.ws.ping();
-  }
-
-  get #link(): Link {
-    return { context: trace.getSpanContext(this.handshake)! };
-  }
-
-  #log(reason: ServerCloseReason, code: number, fields: Record<string, unknown>): void {
-    context.with(this.handshake, () => {
-      this.deps.logger.warn({ reason, close_code: code, ...fields }, 'server closing connection');
-    });
-  }
-
-  /** Closes for cause: logged once, the socket destroyed if the peer does not answer in time. */
-  #forceClose(reason: ServerCloseReason, code: number, text: string, fields: Record<string, unknown>): void {
-    if (this.ws.readyState !== WebSocket.OPEN) return;
-    this.#serverClose ??= { code, reason };
-    this.#log(reason, code, fields);
-    this.ws.close(code, text);
-    this.#armGrace();
-  }
-
-  #armGrace(): void {
-    this.#graceTimer ??= setTimeout(() => this.ws.terminate(), CLOSE_GRACE_MS).unref();
-  }
-
-  #onPing(data: Buffer): void {
-    if (this.ws.readyState !== WebSocket.OPEN) return;
-    if (this.#pendingPongs >= MAX_PENDING_PONGS) {
-      this.#serverClose ??= { code: 1006, reason: 'slow_reader' };
-      this.#log('slow_reader', 1006, { pending_pongs: this.#pendingPongs });
-      this.ws.terminate();
-      return;
-    }
-    this.#pendingPongs++;
-    this.ws.pong(data, false, () => this.#pendingPongs--);
-  }
+  // ── The message path ──────────────────────────────────────────────────────────────────────
 
   #onMessage(data: WebSocket.RawData, isBinary: boolean): void {
     this.deps.instruments.totalMessages.add(1);
@@ -306,6 +179,10 @@ export class Connection {
     // With the SDK disabled the tracer hands back the parent's own span: its context is the parent.
     const active = span === trace.getSpan(parent) ? parent : withSpan(parent, span);
     context.with(active, Connection.#dispatch, undefined, this, parsed, handler, span, type, started);
+  }
+
+  get #link(): Link {
+    return { context: trace.getSpanContext(this.handshake)! };
   }
 
   #recordedSpan(type: string, size: number, parent: Context, remote: boolean): Span {
@@ -419,14 +296,85 @@ export class Connection {
     }
   }
 
+  // ── Closes the server starts ──────────────────────────────────────────────────────────────
+
+  /**
+   * The drain's close: waits for this connection's in-flight handlers, then sends the close
+   * frame in the same microtask chain as their last reply, so no message can be accepted in
+   * between. Every message accepted before the close frame has then been answered.
+   */
+  async drain(code: number, reason: string): Promise<void> {
+    await this.inflight.idle();
+    if (this.ws.readyState !== WebSocket.OPEN) return;
+    this.#serverClose ??= { code, reason: 'shutdown' };
+    this.ws.close(code, reason);
+  }
+
+  /** Drops the socket without waiting for the close handshake (a drain's deadline passed). */
+  terminate(): void {
+    if (this.ws.readyState === WebSocket.CLOSED) return;
+    // A drain's close that went unanswered ends as a timeout; a close for cause keeps its reason.
+    if (this.#serverClose === undefined || this.#serverClose.reason === 'shutdown') {
+      this.#serverClose = { code: this.#serverClose?.code ?? 1006, reason: 'shutdown_timeout' };
+    }
+    this.ws.terminate();
+  }
+
+  /** One heartbeat tick: terminate a peer that did not answer the previous ping, else ping it. */
+  heartbeat(): void {
+    if (this.ws.readyState !== WebSocket.OPEN) return;
+    if (!this.#alive) {
+      this.#serverClose ??= { code: 1006, reason: 'heartbeat_timeout' };
+      this.#log('heartbeat_timeout', 1006, {});
+      this.ws.terminate();
+      return;
+    }
+    this.#alive = false;
+    this.ws.ping();
+  }
+
+  #log(reason: ServerCloseReason, code: number, fields: Record<string, unknown>): void {
+    context.with(this.handshake, () => {
+      this.deps.logger.warn({ reason, close_code: code, ...fields }, 'server closing connection');
+    });
+  }
+
+  /** Closes for cause: logged once, the socket destroyed if the peer does not answer in time. */
+  #forceClose(reason: ServerCloseReason, code: number, text: string, fields: Record<string, unknown>): void {
+    if (this.ws.readyState !== WebSocket.OPEN) return;
+    this.#serverClose ??= { code, reason };
+    this.#log(reason, code, fields);
+    this.ws.close(code, text);
+    this.#armGrace();
+  }
+
+  #armGrace(): void {
+    this.#graceTimer ??= setTimeout(() => this.ws.terminate(), CLOSE_GRACE_MS).unref();
+  }
+
+  // ── The socket's other events ─────────────────────────────────────────────────────────────
+
+  /** Pings are answered here, not by ws, so a peer that floods pings without reading is caught. */
+  #onPing(data: Buffer): void {
+    if (this.ws.readyState !== WebSocket.OPEN) return;
+    if (this.#pendingPongs >= MAX_PENDING_PONGS) {
+      this.#serverClose ??= { code: 1006, reason: 'slow_reader' };
+      this.#log('slow_reader', 1006, { pending_pongs: this.#pendingPongs });
+      this.ws.terminate();
+      return;
+    }
+    this.#pendingPongs++;
+    this.ws.pong(data, false, () => this.#pendingPongs--);
+  }
+
   #onError(err: Error & { code?: string }): void {
     // ws reports peer protocol violations here (codes WS_ERR_*) and closes the socket itself
     // with the matching close code: a handled client fault, not an unhandled error.
     context.with(this.handshake, () => {
-      if (typeof err.code === 'string' && err.code.startsWith('WS_ERR_')) {
-        const { code, reason } = violation(err.code);
-        this.#serverClose ??= { code, reason };
-        this.deps.logger.warn({ error_code: err.code, reason: err.message, close_code: code }, 'WebSocket protocol violation; closing connection');
+      if (isProtocolViolation(err.code)) {
+        const close = violationClose(err.code);
+        this.#serverClose ??= close;
+        this.deps.logger.warn({ error_code: err.code, reason: err.message, close_code: close.code }, 'WebSocket protocol violation; closing connection');
         // ws stops reading after a violation, so the peer's answer to the close is never seen.
         this.#armGrace();
         return;
@@ -444,49 +392,18 @@ export class Connection {
     if (this.#closed) return;
     this.#closed = true;
     try {
-      this.#recordClose(peerCode);
+      clearTimeout(this.#graceTimer);
+      recordClose(this.deps, this.handshake, {
+        peerCode,
+        serverClose: this.#serverClose,
+        durationSeconds: (performance.now() - this.#openedAt) / 1000,
+        peer: this.peer,
+        received: this.#received,
+        answered: this.#answered,
+        late: this.#late,
+      });
     } finally {
       this.deps.closed(this);
     }
-  }
-
-  #recordClose(peerCode: number): void {
-    clearTimeout(this.#graceTimer);
-    const seconds = (performance.now() - this.#openedAt) / 1000;
-    const code = this.#serverClose?.code ?? peerCode;
-    const reason = closeReason(code);
-    const initiator = this.#serverClose === undefined ? 'client' : 'server';
-    if (this.#serverClose !== undefined) this.deps.instruments.countServerClose(this.#serverClose.reason);
-    this.deps.instruments.recordConnection(reason, seconds);
-    const span = this.deps.tracer.startSpan(
-      'ws.close',
-      {
-        kind: SpanKind.INTERNAL,
-        attributes: {
-          [ATTR_WS_CLOSE_CODE]: code,
-          [ATTR_WS_CLOSE_REASON]: reason,
-          [ATTR_WS_CLOSE_INITIATOR]: initiator,
-          [ATTR_WS_CONNECTION_DURATION]: seconds,
-        },
-      },
-      this.handshake,
-    );
-    context.with(withSpan(this.handshake, span), () => {
-      this.deps.logger.info(
-        {
-          close_code: code,
-          close_reason: reason,
-          initiator,
-          duration_ms: Math.round(seconds * 1000),
-          client_address: this.peer.address,
-          client_port: this.peer.port,
-          messages_received: this.#received,
-          messages_answered: this.#answered,
-          messages_late: this.#late,
-        },
-        'WebSocket closed',
-      );
-    });
-    span.end();
   }
 }

@@ -22,7 +22,7 @@ import type { Logger } from 'pino';
 import type { WebSocket, WebSocketServer } from 'ws';
 import type { AdmissionVerdict } from './admission.js';
 import { rejectUpgrade } from '../http/responses.js';
-import { pathOf } from '../http/routes.js';
+import { pathOf } from '../http/path.js';
 import type { Instruments } from '../telemetry/instruments.js';
 import { withSpan, withValidIds } from '../telemetry/context.js';
 import {
