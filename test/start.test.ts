@@ -1,14 +1,17 @@
 /**
  * `npm start` as a user runs it, stopped as a user stops it: the signal reaches the service,
  * which drains and exits 0, and nothing is left behind (no listener, no orphaned node). The
- * script's prestart builds first (tsc, some seconds), hence the long bounds.
+ * script's prestart builds first (tsc, some seconds), hence the long bounds. It runs in a copy of
+ * the project, so that build does not empty the dist/ the rest of the suite is running from.
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { connect } from 'node:net';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import { eventually, withTimeout } from './helpers.js';
 import { freePort, ROOT } from './stack-helpers.js';
 
@@ -88,10 +91,16 @@ interface Started {
   readonly exited: Promise<[number | null, NodeJS.Signals | null]>;
 }
 
+/** The project's sources, scripts and installed packages, in a directory of its own. */
+const project = mkdtempSync(join(tmpdir(), 'ws-service-start-'));
+for (const entry of ['package.json', 'tsconfig.json', 'src', 'test', 'bench']) cpSync(join(ROOT, entry), join(project, entry), { recursive: true });
+symlinkSync(join(ROOT, 'node_modules'), join(project, 'node_modules'));
+after(() => rmSync(project, { recursive: true, force: true }));
+
 async function npmStart(detached: boolean): Promise<Started> {
   const port = await freePort();
   const npm = spawn('npm', ['start'], {
-    cwd: ROOT,
+    cwd: project,
     env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', SHUTDOWN_DRAIN_DELAY_MS: '0' },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached,
