@@ -309,7 +309,7 @@ function shutdownCloseWindow(env: Env, shutdownTimeoutMs: number): number {
   // timeout that the shutdown alerts are set around (otel/rules).
   const value = integer(env, 'SHUTDOWN_CLOSE_WINDOW_MS', Math.floor(shutdownTimeoutMs / 10), 0, 600_000);
   if (value > max) {
-    throw new ConfigError('SHUTDOWN_CLOSE_WINDOW_MS', `an integer from 0 to 40% of SHUTDOWN_TIMEOUT_MS (${max})`, String(value));
+    throw new ConfigError('SHUTDOWN_CLOSE_WINDOW_MS', `an integer from 0 to ${CLOSE_WINDOW_MAX_SHARE * 100}% of SHUTDOWN_TIMEOUT_MS (${max})`, String(value));
   }
   return value;
 }

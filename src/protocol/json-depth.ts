@@ -20,8 +20,8 @@ const CLOSE_BRACKET = 0x5d;
  */
 export function nestsDeeperThan(data: Uint8Array, maxDepth: number): boolean {
   // Nesting deeper than maxDepth takes more than maxDepth opening brackets. Counting them with
-  // the native indexOf (a memchr) settles nearly every message without the byte loop, which cost
-  // 3.6 µs per KiB (CPU profile, 1 KiB echo at saturation) against 0.1 µs for this.
+  // the native indexOf (a memchr) settles nearly every message without the byte loop, which is
+  // far slower per byte (docs/benchmarks.md has the profile).
   if (opensAtMost(data, maxDepth)) return false;
   let depth = 0;
   let inString = false;
