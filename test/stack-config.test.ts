@@ -71,7 +71,7 @@ describe('Prometheus config and alert rules', () => {
     const { code, stdout, stderr } = await run('promtool', ['check', 'config', 'otel/prometheus.yml']);
     assert.equal(code, 0, stdout + stderr);
     assert.match(stdout, /SUCCESS: 1 rule files found/);
-    assert.match(stdout, /SUCCESS: 8 rules found/);
+    assert.match(stdout, /SUCCESS: 9 rules found/);
   });
 
   test('promtool check rules accepts every rule file', async () => {
