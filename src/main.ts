@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { ConfigError, loadConfig, type Config } from './config/config.js';
-import { createLogger } from './telemetry/logger.js';
+import { createLogger, observeDroppedLogLines } from './telemetry/logger.js';
 import { installProcessErrorHandlers } from './lifecycle/process-errors.js';
 import { logExportTimeoutFor } from './lifecycle/budget.js';
 import { createService } from './service.js';
@@ -31,8 +31,9 @@ function readConfig(): Config {
 
 const config = readConfig();
 const logExportTimeoutMs = logExportTimeoutFor(config.telemetry.logs.exportTimeoutMs, config.shutdownTimeoutMs);
-const { logger, close: closeLogger } = createLogger({
+const { logger, close: closeLogger, droppedLines } = createLogger({
   level: config.logLevel,
+  bufferBytes: config.logBufferBytes,
   otlp: config.telemetry.logs.enabled
     ? { protocol: config.telemetry.logs.protocol, exportTimeoutMs: logExportTimeoutMs, batch: config.telemetry.logs.batch }
     : undefined,
@@ -47,6 +48,7 @@ if (config.telemetry.logs.enabled && logExportTimeoutMs < config.telemetry.logs.
   );
 }
 const telemetry = startTelemetry(config.telemetry, logger);
+observeDroppedLogLines(telemetry.meter, droppedLines);
 const service = createService({ config, telemetry, logger });
 
 let exitCode = 0;

@@ -10,6 +10,8 @@ test('defaults are the documented ones', () => {
   assert.equal(config.host, undefined);
   assert.equal(config.wsPath, '/ws');
   assert.equal(config.logLevel, 'info');
+  assert.equal(config.logBufferBytes, 1_048_576);
+  assert.equal(config.telemetry.attributeValueLengthLimit, 4096);
   assert.equal(config.shutdownDrainDelayMs, 5000);
   assert.equal(config.shutdownTimeoutMs, 10000);
   assert.equal(config.telemetry.serviceName, 'ws-service');
@@ -29,6 +31,8 @@ test('each bad value is refused with the variable and what it accepts', () => {
     [{ PORT: '70000' }, 'invalid configuration: PORT="70000": expected an integer from 0 to 65535'],
     [{ WS_PATH: 'ws' }, 'invalid configuration: WS_PATH="ws": expected a URL path starting with /'],
     [{ LOG_LEVEL: 'loud' }, 'invalid configuration: LOG_LEVEL="loud": expected one of trace, debug, info, warn, error, fatal, silent'],
+    [{ LOG_BUFFER_BYTES: '1000' }, 'invalid configuration: LOG_BUFFER_BYTES="1000": expected an integer from 65536 to 1073741824'],
+    [{ OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT: '0' }, 'invalid configuration: OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT="0": expected an integer from 256 to 1048576'],
     [{ SHUTDOWN_TIMEOUT_MS: '-1' }, 'invalid configuration: SHUTDOWN_TIMEOUT_MS="-1": expected an integer from 100 to 600000'],
     [{ OTEL_SDK_DISABLED: 'yes' }, 'invalid configuration: OTEL_SDK_DISABLED="yes": expected true or false'],
     [{ OTEL_EXPORTER_OTLP_PROTOCOL: 'udp' }, 'invalid configuration: OTEL_EXPORTER_OTLP_PROTOCOL="udp": expected one of http/protobuf, http/json, grpc'],

@@ -71,7 +71,7 @@ describe('Prometheus config and alert rules', () => {
     const { code, stdout, stderr } = await run('promtool', ['check', 'config', 'otel/prometheus.yml']);
     assert.equal(code, 0, stdout + stderr);
     assert.match(stdout, /SUCCESS: 1 rule files found/);
-    assert.match(stdout, /SUCCESS: 8 rules found/);
+    assert.match(stdout, /SUCCESS: 9 rules found/);
   });
 
   test('promtool check rules accepts every rule file', async () => {
@@ -114,6 +114,7 @@ describe('Prometheus config and alert rules', () => {
       'WsServiceShutdownForced',
       'WsServiceConnectionsNearLimit',
       'WsServiceSpansDropped',
+      'WsServiceEventLoopDelayHigh',
     ]);
     for (const rule of alerts()) {
       assert.ok((rule.annotations?.summary ?? '').length > 0, `${rule.alert}: no summary`);
@@ -130,6 +131,7 @@ describe('Prometheus config and alert rules', () => {
     assert.match(expr('WsServiceShutdownForced'), /shutdown_duration_sum\{job="ws-service"\} \/ shutdown_duration_count/);
     assert.equal(expr('WsServiceConnectionsNearLimit'), 'active_connections / (max_connections > 0) > 0.9');
     assert.match(expr('WsServiceSpansDropped'), /^increase\(otel_sdk_processor_span_processed_total\{job="ws-service",error_type="queue_full"\}\[5m\]\) > 0 or \(/);
+    assert.equal(expr('WsServiceEventLoopDelayHigh'), 'nodejs_eventloop_delay_p99{job="ws-service"} > 0.1');
   });
 
   test("otel/prometheus.yml: the original specification's job on port 8080, the collector second, only shutdown_duration kept from it", () => {

@@ -40,6 +40,12 @@ export interface TelemetryConfig {
   readonly serviceVersion: string;
   /** service.instance.id: one per process, so series and logs of successive deploys stay apart. */
   readonly serviceInstanceId: string;
+  /**
+   * OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT: the longest string a span attribute keeps; the SDK cuts
+   * longer ones. Unlimited in the SDK by default, so any attribute fed by a client would be as
+   * large as the client made it. @default 4096
+   */
+  readonly attributeValueLengthLimit: number;
   readonly traces: OtlpSignalConfig & {
     /**
      * OTEL_BSP_* batch span processor settings, validated here and passed explicitly: the SDK's
@@ -85,6 +91,11 @@ export interface Config {
   readonly wsPath: string;
   /** @default 'info' */
   readonly logLevel: LogLevel;
+  /**
+   * LOG_BUFFER_BYTES: the most log output held in memory while stdout does not drain; lines
+   * past it are dropped and counted in log_lines_dropped_total. @default 1048576
+   */
+  readonly logBufferBytes: number;
   /** After SIGTERM, how long /readyz reports 503 before connections are closed. @default 5000 */
   readonly shutdownDrainDelayMs: number;
   /** Budget for everything after the drain delay: closing sockets and flushing telemetry. @default 10000 */
@@ -372,6 +383,7 @@ function telemetry(env: Env, version: string): TelemetryConfig {
     serviceName: 'ws-service',
     serviceVersion: version,
     serviceInstanceId: randomUUID(),
+    attributeValueLengthLimit: integer(env, 'OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT', 4096, 256, 1_048_576),
     traces: { ...signal(env, 'TRACES', sdkDisabled), batch: spanBatch(env) },
     metrics: {
       ...signal(env, 'METRICS', sdkDisabled),
@@ -402,6 +414,7 @@ export function loadConfig(env: Env, version = '0.0.0'): Config {
     host: host(env),
     wsPath: wsPath(env),
     logLevel: oneOf(env, 'LOG_LEVEL', LOG_LEVELS, 'info'),
+    logBufferBytes: integer(env, 'LOG_BUFFER_BYTES', 1_048_576, 65_536, 1_073_741_824),
     shutdownDrainDelayMs: integer(env, 'SHUTDOWN_DRAIN_DELAY_MS', 5_000, 0, 600_000),
     shutdownTimeoutMs,
     maxMessageBytes,

@@ -13,6 +13,7 @@ import { rejectUpgrade, sendJson } from './responses.js';
 import type { Instruments } from '../telemetry/instruments.js';
 import type { HttpRejectReason } from '../telemetry/semconv.js';
 import { randomSpanContext } from '../telemetry/ids.js';
+import { bounded } from '../telemetry/bounded.js';
 
 export interface HttpGuardDeps {
   readonly instruments: Instruments;
@@ -49,7 +50,7 @@ export function hasBody(req: IncomingMessage): boolean {
  * any of it is read, and the connection is closed rather than left to drain an unread body.
  */
 export function refuseBody(req: IncomingMessage, res: ServerResponse, path: string, deps: HttpGuardDeps): void {
-  logRefusal(deps, req.headers, { reason: 'body_not_allowed', status: 413, client_address: req.socket.remoteAddress, path });
+  logRefusal(deps, req.headers, { reason: 'body_not_allowed', status: 413, client_address: req.socket.remoteAddress, path: bounded(path) });
   sendJson(res, 413, { error: 'payload_too_large', message: 'requests to this service carry no body' }, { Connection: 'close' });
 }
 

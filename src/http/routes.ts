@@ -7,6 +7,7 @@ import { pathOf } from './path.js';
 import { sendJson } from './responses.js';
 import { checkReadiness, type ReadinessSources } from './readiness.js';
 import { PROMETHEUS_CONTENT_TYPE, type Telemetry } from '../telemetry/sdk.js';
+import { bounded } from '../telemetry/bounded.js';
 
 export interface RouteDeps extends ReadinessSources {
   readonly telemetry: Telemetry;
@@ -75,7 +76,7 @@ export function createRequestHandler(deps: RouteDeps) {
     }
     Promise.resolve(route(req, res, deps)).catch((err: unknown) => {
       deps.instruments.countError('server');
-      deps.logger.error({ err, path }, 'route failed');
+      deps.logger.error({ err, path: bounded(path) }, 'route failed');
       if (!res.headersSent) sendJson(res, 500, { error: 'internal_error', message: 'internal error' });
       else res.destroy();
     });

@@ -3,6 +3,7 @@
  * outage starts and once when it ends (never per batch), and shown as a degraded check on
  * /readyz. A telemetry outage never makes the service unready.
  */
+import { context, ROOT_CONTEXT } from '@opentelemetry/api';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import type { PushMetricExporter, ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
@@ -24,7 +25,16 @@ export class ExportHealth {
     this.#logger = logger;
   }
 
+  /**
+   * Export callbacks run in whatever context started the export (a span ended by a connection,
+   * a timer armed during one): the lines are logged in the root context so they never carry a
+   * client's request_id.
+   */
   record(signal: ExportSignal, result: ExportResult): void {
+    context.with(ROOT_CONTEXT, () => this.#record(signal, result));
+  }
+
+  #record(signal: ExportSignal, result: ExportResult): void {
     const failure = this.#failing.get(signal);
     if (result.code === ExportResultCode.SUCCESS) {
       if (failure) {

@@ -5,7 +5,7 @@
  * With an OTLP logs endpoint the same records also go to pino-opentelemetry-transport, which
  * correlates them with their spans because all three trace fields are top level.
  */
-import { context, isSpanContextValid, trace } from '@opentelemetry/api';
+import { context, isSpanContextValid, trace, type Meter } from '@opentelemetry/api';
 import { once } from 'node:events';
 import pino, { type DestinationStream, type Logger, type LoggerOptions } from 'pino';
 import type { LogLevel, OtlpProtocol } from '../config/config.js';
@@ -32,13 +32,73 @@ export interface LoggerSettings {
   readonly serviceInstanceId: string;
   /** Where the JSON lines go; defaults to stdout. Tests pass a stream to read them back. */
   readonly destination?: DestinationStream;
+  /** LOG_BUFFER_BYTES: the most stdout output held while stdout is not draining. @default 1048576 */
+  readonly bufferBytes?: number;
 }
 
 export interface ServiceLogger {
   readonly logger: Logger;
   /** Flushes stdout and, with OTLP, the transport's last batch; gives up after `budgetMs`. */
   readonly close: (budgetMs: number) => Promise<'flushed' | 'timeout'>;
+  /** Lines not written to stdout because LOG_BUFFER_BYTES was already held (log_lines_dropped). */
+  readonly droppedLines: () => number;
 }
+
+/**
+ * stdout through the runtime's own stream. On a pipe (containers, systemd) Node writes without
+ * blocking: a line goes out within write() while the reader keeps up, so a crash loses nothing,
+ * and waits in memory only while the pipe is full. That wait is bounded here: past
+ * `bufferBytes` a line is dropped and counted, so a reader that stops never stalls the event
+ * loop nor grows the heap.
+ *
+ * Why not SonicBoom (pino.destination) with `sync: false` and `maxLength`: it writes through
+ * libuv's thread pool, and on a blocking pipe that nobody drains the write never returns; the
+ * pool thread stays stuck and process.exit() hangs joining it.
+ */
+export class BoundedStdout {
+  #dropped = 0;
+  /** Lines handed to the stream whose write has not completed. */
+  #pending = 0;
+  #drained: (() => void)[] = [];
+  readonly #written = (): void => {
+    if (--this.#pending > 0) return;
+    const waiters = this.#drained;
+    this.#drained = [];
+    for (const resolve of waiters) resolve();
+  };
+
+  constructor(
+    private readonly out: NodeJS.WriteStream,
+    private readonly bufferBytes: number,
+  ) {
+    // A reader that went away (EPIPE) is not the process's fault; unheard, the error would be
+    // an uncaught exception. Lines written after it are counted as dropped.
+    out.on('error', () => {});
+  }
+
+  write(line: string): void {
+    // writableLength counts what the stream holds unwritten; zero on files and terminals, which
+    // Node writes synchronously.
+    if (this.out.destroyed || this.out.writableLength + line.length > this.bufferBytes) {
+      this.#dropped++;
+      return;
+    }
+    this.#pending++;
+    this.out.write(line, this.#written);
+  }
+
+  get dropped(): number {
+    return this.#dropped;
+  }
+
+  /** Resolves once every line handed to the stream is written, or after `budgetMs` with some left behind. */
+  async drain(budgetMs: number): Promise<'flushed' | 'timeout'> {
+    if (this.#pending === 0) return 'flushed';
+    const drained = new Promise<void>((resolve) => this.#drained.push(resolve));
+    return (await withDeadline(drained, budgetMs)) === 'timeout' ? 'timeout' : 'flushed';
+  }
+}
+
 
 /** The pino-opentelemetry-transport maps pino's numeric levels; ours are labels, so map those. */
 const OTEL_SEVERITY_BY_LABEL = { TRACE: 1, DEBUG: 5, INFO: 9, WARN: 13, ERROR: 17, FATAL: 21 };
@@ -89,16 +149,13 @@ function exporterOptions(otlp: OtlpLogSettings): Record<string, unknown> {
 export function createLogger(settings: LoggerSettings): ServiceLogger {
   const options = loggerOptions(settings.level);
   const otlp = settings.otlp;
-  if (otlp === undefined || settings.destination) {
-    const destination = settings.destination ?? pino.destination({ dest: 1, sync: true });
-    const logger = pino(options, destination);
-    return {
-      logger,
-      close: () => {
-        logger.flush();
-        return Promise.resolve('flushed');
-      },
-    };
+  if (settings.destination) {
+    const logger = pino(options, settings.destination);
+    return { logger, close: () => Promise.resolve('flushed'), droppedLines: () => 0 };
+  }
+  const stdout = new BoundedStdout(process.stdout, settings.bufferBytes ?? 1_048_576);
+  if (otlp === undefined) {
+    return { logger: pino(options, stdout), close: (budgetMs) => stdout.drain(budgetMs), droppedLines: () => stdout.dropped };
   }
 
   // stdout is written from this thread; only the OTLP shipping runs in pino's worker. One
@@ -125,16 +182,26 @@ export function createLogger(settings: LoggerSettings): ServiceLogger {
       },
     },
   });
-  const stdout = pino.destination({ dest: 1, sync: true });
   const logger = pino(options, pino.multistream([{ level: settings.level, stream: stdout }, { level: settings.level, stream: transport }]));
   return {
     logger,
+    droppedLines: () => stdout.dropped,
     async close(budgetMs) {
-      stdout.flushSync();
+      const started = performance.now();
       const closed = once(transport, 'close');
       transport.end();
       const outcome = await withDeadline(closed, budgetMs);
-      return outcome === 'timeout' ? 'timeout' : 'flushed';
+      const flushed = await stdout.drain(Math.max(0, budgetMs - (performance.now() - started)));
+      return outcome === 'timeout' || flushed === 'timeout' ? 'timeout' : 'flushed';
     },
   };
+}
+
+/** log_lines_dropped_total: read at collection, so an idle stdout costs nothing. */
+export function observeDroppedLogLines(meter: Meter, dropped: () => number): void {
+  meter
+    .createObservableCounter('log_lines_dropped', {
+      description: 'Log lines not written to stdout because LOG_BUFFER_BYTES of output was already waiting for it to drain',
+    })
+    .addCallback((result) => result.observe(dropped()));
 }

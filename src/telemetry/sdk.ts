@@ -7,6 +7,7 @@ import {
   context,
   metrics,
   propagation,
+  ROOT_CONTEXT,
   trace,
   type Meter,
 } from '@opentelemetry/api';
@@ -22,6 +23,7 @@ import {
   type MetricReader,
   type PushMetricExporter,
 } from '@opentelemetry/sdk-metrics';
+import { RuntimeNodeInstrumentation } from '@opentelemetry/instrumentation-runtime-node';
 import { NodeSDK } from '@opentelemetry/sdk-node';
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
 import { AlwaysOffSampler, NoopSpanProcessor, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
@@ -150,7 +152,12 @@ export function startTelemetry(config: TelemetryConfig, logger: Logger, extras: 
       metricReaders: readers,
       // Logs reach OTLP through pino-opentelemetry-transport; the SDK's own log pipeline stays empty.
       logRecordProcessors: [],
-      instrumentations: [],
+      // Event-loop delay, heap and GC through the SDK's MeterProvider; the service's own counters
+      // keep going through LocalInstruments.
+      instrumentations: [new RuntimeNodeInstrumentation()],
+      // Span attributes are cut at this length whatever fills them; client strings are bounded
+      // before that, with a mark (src/telemetry/bounded.ts).
+      spanLimits: { attributeValueLengthLimit: config.attributeValueLengthLimit },
       ...(extras.spanProcessors
         ? { spanProcessors: extras.spanProcessors }
         : batchSpans
@@ -169,7 +176,8 @@ export function startTelemetry(config: TelemetryConfig, logger: Logger, extras: 
       if (state === 'disabled') throw new Error('telemetry SDK disabled (OTEL_SDK_DISABLED=true)');
       const { resourceMetrics, errors } = await prometheus.collect();
       if (errors.length > 0) {
-        logger.warn({ errors: errors.map(String) }, 'metric collection reported errors');
+        // A scrape is no client's work: its warning must not borrow whatever context is active.
+        context.with(ROOT_CONTEXT, () => logger.warn({ errors: errors.map(String) }, 'metric collection reported errors'));
       }
       return serializer.serialize(resourceMetrics);
     },

@@ -25,6 +25,7 @@ import { rejectUpgrade } from '../http/responses.js';
 import { pathOf } from '../http/path.js';
 import type { Instruments } from '../telemetry/instruments.js';
 import { withSpan, withValidIds } from '../telemetry/context.js';
+import { bounded, boundedOptional } from '../telemetry/bounded.js';
 import {
   ATTR_CLIENT_ADDRESS,
   ATTR_ERROR_TYPE,
@@ -71,7 +72,7 @@ function destroySocket(this: Duplex): void {
 }
 
 function startHandshakeSpan(tracer: Tracer, req: IncomingMessage, route: string | undefined, path: string, parent: Context): Span {
-  const userAgent = req.headers['user-agent'];
+  const userAgent = boundedOptional(req.headers['user-agent']);
   const method = req.method ?? 'GET';
   const span = tracer.startSpan(
     route === undefined ? method : `${method} ${route}`,
@@ -116,8 +117,10 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
   return (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     // Network faults before the handshake are the client's; without a listener they would crash.
     socket.on('error', destroySocket);
-    const path = pathOf(req.url);
-    const route = path === deps.wsPath ? deps.wsPath : undefined;
+    const fullPath = pathOf(req.url);
+    const route = fullPath === deps.wsPath ? deps.wsPath : undefined;
+    // Logs and spans get the bounded path; only the refusal body quotes it whole, to its sender.
+    const path = bounded(fullPath);
 
     // The span starts before any check, so every refusal is logged under a request_id too.
     const parent = propagation.extract(ROOT_CONTEXT, req.headers);
@@ -146,7 +149,7 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
     };
 
     if (route === undefined) {
-      refuse(404, 'not_found', `no WebSocket endpoint at ${path}; use ${deps.wsPath}`);
+      refuse(404, 'not_found', `no WebSocket endpoint at ${fullPath}; use ${deps.wsPath}`);
       return;
     }
     if (!deps.accepting()) {
