@@ -32,6 +32,7 @@ import type { Telemetry } from './telemetry/sdk.js';
 import { createAdmission } from './ws/admission.js';
 import { Connection, type ConnectionDeps } from './ws/connection.js';
 import { ConnectionRegistry } from './ws/registry.js';
+import { SendBudget } from './ws/send-budget.js';
 import { createUpgradeHandler } from './ws/upgrade.js';
 
 export type { ShutdownResult } from './lifecycle/shutdown.js';
@@ -47,6 +48,8 @@ export interface Service {
   readonly instruments: Instruments;
   /** Live connections, the source of the active_connections gauge. */
   readonly connectionCount: number;
+  /** Unsent bytes over all connections as the SendBudget counts them (not recounted). */
+  readonly bufferedBytes: number;
 }
 
 export interface ServiceDeps {
@@ -59,8 +62,10 @@ export interface ServiceDeps {
 export function createService(deps: ServiceDeps): Service {
   const { config, telemetry, logger } = deps;
   const connections = new ConnectionRegistry();
+  const sendBudget = new SendBudget(config.limits.maxTotalBufferedBytes, () => connections.values());
   const instruments = createInstruments(telemetry.meter, {
     liveConnections: () => connections.size,
+    bufferedBytes: () => sendBudget.recount(),
     maxConnections: config.limits.maxConnections,
     recording: telemetry.state() !== 'disabled',
   });
@@ -88,6 +93,7 @@ export function createService(deps: ServiceDeps): Service {
     logger,
     handlers: deps.handlers ?? defaultHandlers,
     limits: config.limits,
+    sendBudget,
     closed: (connection) => connections.delete(connection),
   };
 
@@ -102,10 +108,13 @@ export function createService(deps: ServiceDeps): Service {
     liveConnections: () => connections.size,
     maxConnections: config.limits.maxConnections,
     onConnection(ws, handshake, req) {
-      const connection = new Connection(ws, handshake, connectionDeps, {
-        address: req.socket.remoteAddress,
-        port: req.socket.remotePort,
-      });
+      const connection = new Connection(
+        ws,
+        handshake,
+        connectionDeps,
+        { address: req.socket.remoteAddress, port: req.socket.remotePort },
+        req.socket,
+      );
       connections.add(connection);
       logger.info({ client_address: req.socket.remoteAddress, live_connections: connections.size }, 'WebSocket connected');
     },
@@ -183,6 +192,9 @@ export function createService(deps: ServiceDeps): Service {
     instruments,
     get connectionCount() {
       return connections.size;
+    },
+    get bufferedBytes() {
+      return sendBudget.total;
     },
   };
 }

@@ -131,18 +131,23 @@ test('the process refuses to start on invalid configuration: one line on stderr,
 
 test('limits: documented defaults; 0 turns the rate limit and the heartbeat off', () => {
   const config = loadConfig({});
-  assert.equal(config.maxMessageBytes, 1_048_576);
+  assert.equal(config.maxMessageBytes, 65_536);
   assert.equal(config.shutdownCloseWindowMs, 1000, 'a tenth of SHUTDOWN_TIMEOUT_MS');
   assert.deepEqual(config.limits, {
     maxConnections: 10_000,
     maxBufferedBytes: 4_194_304,
+    maxTotalBufferedBytes: 268_435_456,
     maxJsonDepth: 64,
-    rateLimit: { messagesPerSec: 100, burst: 200, closeAfter: 100 },
+    maxJsonEntries: 4096,
+    rateLimit: { messagesPerSec: 100, burst: 200, bytesPerSec: 1_048_576, bytesBurst: 2_097_152, closeAfter: 100 },
     heartbeatIntervalMs: 30_000,
   });
   assert.deepEqual(config.http, { headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, keepAliveTimeoutMs: 5_000 });
   assert.deepEqual(config.admission, { allowedOrigins: undefined, authToken: undefined });
-  const off = loadConfig({ RATE_LIMIT_MESSAGES_PER_SEC: '0', HEARTBEAT_INTERVAL_MS: '0' });
+  const off = loadConfig({ RATE_LIMIT_MESSAGES_PER_SEC: '0', RATE_LIMIT_BYTES_PER_SEC: '0', HEARTBEAT_INTERVAL_MS: '0' });
+  assert.equal(loadConfig({ RATE_LIMIT_MESSAGES_PER_SEC: '0' }).limits.rateLimit?.messagesPerSec, 0, 'bytes alone still limited');
+  assert.equal(loadConfig({ MAX_MESSAGE_BYTES: '4194304' }).limits.rateLimit?.bytesBurst, 4_194_304, 'the largest message fits the byte bucket');
+  assert.equal(loadConfig({ MAX_BUFFERED_BYTES: '536870912' }).limits.maxTotalBufferedBytes, 536_870_912, 'never below one socket\'s bound');
   assert.equal(off.limits.rateLimit, undefined);
   assert.equal(off.limits.heartbeatIntervalMs, 0);
   assert.equal(loadConfig({ SHUTDOWN_TIMEOUT_MS: '2000' }).shutdownCloseWindowMs, 200);
@@ -155,8 +160,12 @@ test('limits: documented defaults; 0 turns the rate limit and the heartbeat off'
 test('limits: each bad value is refused with the variable and what it accepts; a bad token is not echoed', () => {
   const cases: [Record<string, string>, string][] = [
     [{ MAX_CONNECTIONS: '0' }, 'invalid configuration: MAX_CONNECTIONS="0": expected an integer from 1 to 1000000'],
-    [{ MAX_BUFFERED_BYTES: '1000000' }, 'invalid configuration: MAX_BUFFERED_BYTES="1000000": expected an integer from 2 × MAX_MESSAGE_BYTES (2097152) to 1073741824'],
+    [{ MAX_MESSAGE_BYTES: '1048576', MAX_BUFFERED_BYTES: '1000000' }, 'invalid configuration: MAX_BUFFERED_BYTES="1000000": expected an integer from 2 × MAX_MESSAGE_BYTES (2097152) to 1073741824'],
     [{ MAX_JSON_DEPTH: '5000' }, 'invalid configuration: MAX_JSON_DEPTH="5000": expected an integer from 1 to 1000'],
+    [{ MAX_JSON_ENTRIES: '8' }, 'invalid configuration: MAX_JSON_ENTRIES="8": expected an integer from 16 to 1000000'],
+    [{ MAX_TOTAL_BUFFERED_BYTES: '1048576' }, 'invalid configuration: MAX_TOTAL_BUFFERED_BYTES="1048576": expected an integer from MAX_BUFFERED_BYTES (4194304) to 68719476736'],
+    [{ RATE_LIMIT_BYTES_PER_SEC: '-1' }, 'invalid configuration: RATE_LIMIT_BYTES_PER_SEC="-1": expected 0 (off) or an integer from 1 to 1073741824'],
+    [{ RATE_LIMIT_BYTES_BURST: '1000' }, 'invalid configuration: RATE_LIMIT_BYTES_BURST="1000": expected an integer from MAX_MESSAGE_BYTES (65536) to 1073741824'],
     [{ RATE_LIMIT_MESSAGES_PER_SEC: '-5' }, 'invalid configuration: RATE_LIMIT_MESSAGES_PER_SEC="-5": expected 0 (off) or an integer from 1 to 1000000'],
     [{ RATE_LIMIT_BURST: '0' }, 'invalid configuration: RATE_LIMIT_BURST="0": expected an integer from 1 to 1000000'],
     [{ RATE_LIMIT_CLOSE_AFTER: 'x' }, 'invalid configuration: RATE_LIMIT_CLOSE_AFTER="x": expected an integer from 1 to 1000000'],

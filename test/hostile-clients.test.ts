@@ -35,6 +35,9 @@ test('a flooding client and a slow reader beside well-behaved ones: limited, clo
       RATE_LIMIT_BURST: '100',
       RATE_LIMIT_CLOSE_AFTER: '50',
       MAX_BUFFERED_BYTES: '2097152',
+      // The slow reader's 1 MB echoes: bytes are not what this test limits.
+      MAX_MESSAGE_BYTES: '1048576',
+      RATE_LIMIT_BYTES_PER_SEC: '0',
       LOG_LEVEL: 'info',
     },
   });
@@ -167,7 +170,8 @@ test('heartbeat: a peer that never answers pings is terminated and the gauge fol
 });
 
 test('JSON nested thousands deep is refused before parsing: without the bound its echo would overflow the stack', async () => {
-  harness = await startHarness({ env: { LOG_LEVEL: 'info' } });
+  // 1 MiB messages, so the 500 kB of brackets below reaches the depth scan.
+  harness = await startHarness({ env: { MAX_MESSAGE_BYTES: '1048576', LOG_LEVEL: 'info' } });
   const client = await Client.connect(harness.wsUrl);
   const depth = 20_000;
   const deep = `{"type":"echo","id":"deep","data":${'['.repeat(depth)}${']'.repeat(depth)}}`;

@@ -100,7 +100,7 @@ export interface Config {
   readonly shutdownDrainDelayMs: number;
   /** Budget for everything after the drain delay: closing sockets and flushing telemetry. @default 10000 */
   readonly shutdownTimeoutMs: number;
-  /** Largest accepted message; a larger frame closes the connection with 1009. @default 1048576 */
+  /** Largest accepted message; a larger frame closes the connection with 1009. @default 65536 */
   readonly maxMessageBytes: number;
   /** Connections drained over this window in waves, not all at once. @default shutdownTimeoutMs / 10 */
   readonly shutdownCloseWindowMs: number;
@@ -116,19 +116,36 @@ export interface LimitsConfig {
   readonly maxConnections: number;
   /** Unsent bytes a socket may hold before it is closed as a slow reader (1013). @default 4194304 */
   readonly maxBufferedBytes: number;
+  /**
+   * Unsent bytes over all sockets; past it the connections holding the most are terminated
+   * until the total is back under it. @default max(268435456, maxBufferedBytes)
+   */
+  readonly maxTotalBufferedBytes: number;
   /** Deepest JSON nesting accepted; deeper messages get `bad_request` without being parsed. @default 64 */
   readonly maxJsonDepth: number;
-  /** Token bucket per connection; undefined when RATE_LIMIT_MESSAGES_PER_SEC=0. */
+  /**
+   * Object members and array elements one message may hold, counted as the `,` and `:` outside
+   * strings; more gets `bad_request` without being parsed. @default 4096
+   */
+  readonly maxJsonEntries: number;
+  /** Token buckets per connection; undefined when both the message and the byte rate are 0 (off). */
   readonly rateLimit: RateLimitConfig | undefined;
   /** Ping period; a peer that has not answered the previous ping is terminated. 0 = off. @default 30000 */
   readonly heartbeatIntervalMs: number;
 }
 
 export interface RateLimitConfig {
-  /** Refill rate of the bucket. @default 100 */
+  /** Refill rate of the message bucket; 0 = messages are not counted. @default 100 */
   readonly messagesPerSec: number;
   /** Bucket size: messages a connection may send at once after a quiet spell. @default 200 */
   readonly burst: number;
+  /**
+   * Refill rate of the byte bucket, which each message is charged its size from; 0 = bytes are
+   * not counted. A message's cost grows with its size, not its count. @default 1048576
+   */
+  readonly bytesPerSec: number;
+  /** Byte bucket size; at least MAX_MESSAGE_BYTES, so the largest message can pass. @default max(2097152, maxMessageBytes) */
+  readonly bytesBurst: number;
   /**
    * Sustained abuse: this many messages refused since the bucket was last full (the client
    * never backed off long enough to refill it) closes the connection with 1008. @default 100
@@ -288,14 +305,28 @@ function limits(env: Env, maxMessageBytes: number): LimitsConfig {
     // close fast readers that merely received one large reply.
     throw new ConfigError('MAX_BUFFERED_BYTES', `an integer from 2 × MAX_MESSAGE_BYTES (${minBuffered}) to 1073741824`, String(maxBufferedBytes));
   }
+  const maxTotalBufferedBytes = integer(env, 'MAX_TOTAL_BUFFERED_BYTES', Math.max(268_435_456, maxBufferedBytes), 1, 68_719_476_736);
+  if (maxTotalBufferedBytes < maxBufferedBytes) {
+    // Below one socket's own bound, the process bound would shed a connection the per-socket
+    // rule still allows, and the per-socket rule would never act.
+    throw new ConfigError('MAX_TOTAL_BUFFERED_BYTES', `an integer from MAX_BUFFERED_BYTES (${maxBufferedBytes}) to 68719476736`, String(maxTotalBufferedBytes));
+  }
   const messagesPerSec = integerOrOff(env, 'RATE_LIMIT_MESSAGES_PER_SEC', 100, 1, 1_000_000);
   const burst = integer(env, 'RATE_LIMIT_BURST', 200, 1, 1_000_000);
+  const bytesPerSec = integerOrOff(env, 'RATE_LIMIT_BYTES_PER_SEC', 1_048_576, 1, 1_073_741_824);
+  const bytesBurst = integer(env, 'RATE_LIMIT_BYTES_BURST', Math.max(2_097_152, maxMessageBytes), 1, 1_073_741_824);
+  if (bytesBurst < maxMessageBytes) {
+    // A bucket smaller than the largest accepted message would refuse that message forever.
+    throw new ConfigError('RATE_LIMIT_BYTES_BURST', `an integer from MAX_MESSAGE_BYTES (${maxMessageBytes}) to 1073741824`, String(bytesBurst));
+  }
   const closeAfter = integer(env, 'RATE_LIMIT_CLOSE_AFTER', 100, 1, 1_000_000);
   return {
     maxConnections: integer(env, 'MAX_CONNECTIONS', 10_000, 1, 1_000_000),
     maxBufferedBytes,
+    maxTotalBufferedBytes,
     maxJsonDepth: integer(env, 'MAX_JSON_DEPTH', 64, 1, 1000),
-    rateLimit: messagesPerSec === 0 ? undefined : { messagesPerSec, burst, closeAfter },
+    maxJsonEntries: integer(env, 'MAX_JSON_ENTRIES', 4096, 16, 1_000_000),
+    rateLimit: messagesPerSec === 0 && bytesPerSec === 0 ? undefined : { messagesPerSec, burst, bytesPerSec, bytesBurst, closeAfter },
     heartbeatIntervalMs: integerOrOff(env, 'HEARTBEAT_INTERVAL_MS', 30_000, 100, 3_600_000),
   };
 }
@@ -408,7 +439,7 @@ function telemetry(env: Env, version: string): TelemetryConfig {
 /** Reads and validates the whole configuration; throws ConfigError on the first bad value. */
 export function loadConfig(env: Env, version = '0.0.0'): Config {
   const shutdownTimeoutMs = integer(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 100, 600_000);
-  const maxMessageBytes = integer(env, 'MAX_MESSAGE_BYTES', 1_048_576, 64, 104_857_600);
+  const maxMessageBytes = integer(env, 'MAX_MESSAGE_BYTES', 65_536, 64, 104_857_600);
   const config: Config = {
     port: integer(env, 'PORT', 8080, 0, 65535),
     host: host(env),

@@ -2,10 +2,14 @@
  * The wire protocol: JSON text frames in, JSON text frames out. Parsing never throws; a bad
  * frame becomes an error reply with a stable code and the connection stays open.
  */
-import { nestsDeeperThan } from './json-depth.js';
+import { shapeExcess } from './json-depth.js';
 
 export type MessageId = string | number | null;
 
+/**
+ * The parsed object itself, not a copy: parseMessage checks `type` and `id` in place and sets
+ * an absent `id` to null, so these fields hold what they say and every other field is as sent.
+ */
 export interface IncomingMessage {
   readonly type: string;
   readonly id: MessageId;
@@ -60,13 +64,22 @@ function readId(value: unknown): MessageId {
   return typeof value === 'string' || typeof value === 'number' ? value : null;
 }
 
-/** @param maxDepth deepest object/array nesting accepted (MAX_JSON_DEPTH); checked before parsing */
-export function parseMessage(data: Buffer, isBinary: boolean, maxDepth: number): ParseResult {
+/** The shape bounds checked before parsing (LimitsConfig's MAX_JSON_DEPTH and MAX_JSON_ENTRIES). */
+export interface ShapeLimits {
+  readonly maxJsonDepth: number;
+  readonly maxJsonEntries: number;
+}
+
+export function parseMessage(data: Buffer, isBinary: boolean, limits: ShapeLimits): ParseResult {
   if (isBinary) {
     return { ok: false, error: errorReply(null, 'unsupported_data', 'binary frames are not supported; send JSON text') };
   }
-  if (nestsDeeperThan(data, maxDepth)) {
-    return { ok: false, error: errorReply(null, 'bad_request', `message nests deeper than ${maxDepth} levels`) };
+  const excess = shapeExcess(data, limits.maxJsonDepth, limits.maxJsonEntries);
+  if (excess === 'depth') {
+    return { ok: false, error: errorReply(null, 'bad_request', `message nests deeper than ${limits.maxJsonDepth} levels`) };
+  }
+  if (excess === 'entries') {
+    return { ok: false, error: errorReply(null, 'bad_request', `message holds more than ${limits.maxJsonEntries} members and elements`) };
   }
   let value: unknown;
   try {
@@ -77,7 +90,8 @@ export function parseMessage(data: Buffer, isBinary: boolean, maxDepth: number):
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     return { ok: false, error: errorReply(null, 'bad_request', 'message must be a JSON object') };
   }
-  const fields = value as Record<string, unknown>;
+  // Checked and completed in place: a copy of a message with many fields cost more than parsing it.
+  const fields = value as { type?: unknown; id?: unknown };
   const id = readId(fields.id);
   if (fields.id !== undefined && id === null && fields.id !== null) {
     return { ok: false, error: errorReply(null, 'bad_request', 'id must be a string or a number') };
@@ -85,5 +99,6 @@ export function parseMessage(data: Buffer, isBinary: boolean, maxDepth: number):
   if (typeof fields.type !== 'string' || fields.type === '') {
     return { ok: false, error: errorReply(id, 'bad_request', 'type must be a non-empty string') };
   }
-  return { ok: true, message: { ...fields, type: fields.type, id } };
+  if (fields.id === undefined) fields.id = null;
+  return { ok: true, message: fields as IncomingMessage };
 }

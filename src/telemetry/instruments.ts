@@ -60,6 +60,8 @@ export interface InstrumentSources {
   readonly liveConnections: () => number;
   /** MAX_CONNECTIONS, exported so `active_connections / max_connections` can be alerted on. */
   readonly maxConnections: number;
+  /** Unsent bytes over all sockets, read exactly at collection time (SendBudget.recount). */
+  readonly bufferedBytes: () => number;
   /** Whether the meter records anything (false with OTEL_SDK_DISABLED=true). */
   readonly recording: boolean;
 }
@@ -105,6 +107,12 @@ export function createInstruments(meter: Meter, sources: InstrumentSources): Ins
       description: 'Configured limit on live WebSocket connections (MAX_CONNECTIONS); upgrades beyond it get 503',
     })
     .addCallback((result) => result.observe(sources.maxConnections));
+  meter
+    .createObservableGauge('ws_buffered_bytes', {
+      description: 'Bytes written to WebSocket connections and not yet taken by the kernel, over all connections (bounded by MAX_TOTAL_BUFFERED_BYTES)',
+      unit: 'By',
+    })
+    .addCallback((result) => result.observe(sources.bufferedBytes()));
 
   const totalMessages = meter.createCounter('total_messages', {
     description: 'Total messages received across all connections',

@@ -50,6 +50,7 @@ export type HttpRejectReason = (typeof HTTP_REJECT_REASONS)[number];
 export const SERVER_CLOSE_REASONS = [
   'rate_limited',
   'slow_reader',
+  'memory_pressure',
   'heartbeat_timeout',
   'message_too_big',
   'invalid_payload',

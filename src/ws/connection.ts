@@ -7,6 +7,7 @@
  * #send), the closes the server starts, then the socket's other events.
  */
 import { context, SpanKind, SpanStatusCode, trace, type Context, type Link, type Span } from '@opentelemetry/api';
+import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import WebSocket from 'ws';
 import type { HandlerRegistry, MessageHandler } from '../protocol/handlers/index.js';
@@ -29,6 +30,7 @@ import {
 import { isProtocolViolation, violationClose, type ServerClose } from './close-codes.js';
 import { recordClose, type Peer } from './close-record.js';
 import { InflightTracker } from './inflight.js';
+import type { SendAccount, SendBudget } from './send-budget.js';
 import { remoteParent } from './trace-parent.js';
 
 export type { Peer } from './close-record.js';
@@ -37,6 +39,7 @@ export type { Peer } from './close-record.js';
 export interface ConnectionLimits {
   readonly maxBufferedBytes: number;
   readonly maxJsonDepth: number;
+  readonly maxJsonEntries: number;
   readonly rateLimit: RateLimitConfig | undefined;
 }
 
@@ -46,6 +49,8 @@ export interface ConnectionDeps {
   readonly logger: Logger;
   readonly handlers: HandlerRegistry;
   readonly limits: ConnectionLimits;
+  /** The process-wide total of unsent bytes, which every send reports its change to. */
+  readonly sendBudget: SendBudget;
   /** Called once, after the connection's close has been recorded: the service forgets it. */
   readonly closed: (connection: Connection) => void;
 }
@@ -67,8 +72,9 @@ function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
 /** Where a socket keeps its Connection, so one set of listeners serves every socket. */
 const OWNER = Symbol('ws-service connection');
 type OwnedSocket = WebSocket & { [OWNER]: Connection };
+type OwnedStream = Socket & { [OWNER]: Connection };
 
-export class Connection {
+export class Connection implements SendAccount {
   /**
    * ws calls a listener with the socket as `this`. Shared listeners that find their Connection
    * there cost nothing per connection; a closure per event per connection cost an idle
@@ -89,6 +95,13 @@ export class Connection {
     },
     close: function (this: WebSocket, code: number): void {
       (this as OwnedSocket)[OWNER].#onClose(code);
+    },
+    /**
+     * On the TCP socket: its write backlog has been flushed to the kernel. Without this a
+     * reader that caught up would stay counted at its backlog until its next reply.
+     */
+    drain: function (this: Socket): void {
+      (this as OwnedStream)[OWNER].#track();
     },
   };
 
@@ -113,6 +126,12 @@ export class Connection {
   /** Cleared by each ping, set by the pong: false at the next ping means the peer is gone. */
   #alive = true;
   #closed = false;
+  /**
+   * The socket's unsent bytes when last read, this connection's share of the SendBudget's
+   * total. Read after each send and on drain; released (0 for good) on close or shedding.
+   */
+  #unsent = 0;
+  #released = false;
   #pendingPongs = 0;
   #graceTimer: NodeJS.Timeout | undefined;
   #received = 0;
@@ -125,12 +144,15 @@ export class Connection {
    *   its own traceparent, and the close, belong to this trace, so its trace id is the
    *   connection's request_id
    * @param peer the client's address and port, for the close log line
+   * @param socket the TCP socket under `ws` (the upgrade request's), whose 'drain' refreshes
+   *   this connection's unsent bytes
    */
   constructor(
     readonly ws: WebSocket,
     readonly handshake: Context,
     private readonly deps: ConnectionDeps,
     private readonly peer: Peer = { address: undefined, port: undefined },
+    socket?: Socket,
   ) {
     const rate = deps.limits.rateLimit;
     this.#limiter = rate === undefined ? undefined : new MessageRateLimiter(rate, this.#openedAt);
@@ -146,6 +168,10 @@ export class Connection {
     ws.on('pong', listeners.pong);
     // ws emits 'close' exactly once.
     ws.on('close', listeners.close);
+    if (socket !== undefined) {
+      (socket as OwnedStream)[OWNER] = this;
+      socket.on('drain', listeners.drain);
+    }
     /* eslint-enable @typescript-eslint/unbound-method */
   }
 
@@ -162,13 +188,13 @@ export class Connection {
       return;
     }
     const started = this.#timed ? performance.now() : 0;
-    if (this.#limiter !== undefined) {
-      const verdict = this.#limiter.admit(started);
-      if (verdict !== 'accept') return this.#refuse(verdict, this.#limiter.refusedInStreak);
-    }
     // binaryType is 'nodebuffer': single and fragmented messages both arrive as one Buffer.
     const buffer = data as Buffer;
-    const parsed = parseMessage(buffer, isBinary, this.deps.limits.maxJsonDepth);
+    if (this.#limiter !== undefined) {
+      const verdict = this.#limiter.admit(started, buffer.length);
+      if (verdict !== 'accept') return this.#refuse(verdict, this.#limiter.refusedInStreak);
+    }
+    const parsed = parseMessage(buffer, isBinary, this.deps.limits);
     const handler = parsed.ok ? this.deps.handlers.get(parsed.message.type) : undefined;
     const type = handler ? handler.type : parsed.ok ? MESSAGE_TYPE_UNKNOWN : MESSAGE_TYPE_INVALID;
     const remote = parsed.ok ? remoteParent(parsed.message) : undefined;
@@ -203,16 +229,20 @@ export class Connection {
    */
   #refuse(verdict: Exclude<Verdict, 'accept'>, streak: number): void {
     const rate = this.deps.limits.rateLimit!;
+    const bytes = this.#limiter!.exhausted === 'bytes';
     this.deps.instruments.rateLimitedMessages.add(1);
     if (streak === 1) {
       context.with(this.handshake, () => {
         this.deps.logger.warn(
-          { limit_per_sec: rate.messagesPerSec, burst: rate.burst, close_after: rate.closeAfter },
+          bytes
+            ? { limit: 'bytes', limit_per_sec: rate.bytesPerSec, burst: rate.bytesBurst, close_after: rate.closeAfter }
+            : { limit: 'messages', limit_per_sec: rate.messagesPerSec, burst: rate.burst, close_after: rate.closeAfter },
           'rate limit exceeded: refusing messages',
         );
       });
     }
-    this.#send(errorReply(null, 'rate_limited', `more than ${rate.messagesPerSec} messages per second; slow down`));
+    const text = bytes ? `more than ${rate.bytesPerSec} bytes per second; slow down` : `more than ${rate.messagesPerSec} messages per second; slow down`;
+    this.#send(errorReply(null, 'rate_limited', text));
     if (verdict === 'close') {
       this.#forceClose('rate_limited', 1008, 'rate limit exceeded', { refused_messages: streak });
     }
@@ -286,14 +316,67 @@ export class Connection {
       this.deps.logger.warn({ reply_type: reply.type }, 'reply not sent: connection already closing');
       return;
     }
-    this.ws.send(payload);
     this.#answered++;
+    this.send(payload);
+  }
+
+  /**
+   * The one way anything is sent to this client (replies now; pushed deliveries later), so
+   * that every send is accounted: this socket's unsent bytes, and the process-wide total.
+   * The caller has checked that the socket is open.
+   */
+  send(payload: string): void {
+    this.ws.send(payload);
     // Unsent bytes grow only when the peer reads slower than it makes us write; past the bound
     // the socket is closed instead of letting its buffer take the process's memory.
-    const buffered = this.ws.bufferedAmount;
+    const buffered = this.#track();
     if (buffered > this.deps.limits.maxBufferedBytes) {
       this.#forceClose('slow_reader', 1013, 'reading too slowly; try again later', { buffered_bytes: buffered });
     }
+  }
+
+  /** Reports the change in this socket's unsent bytes since last read to the SendBudget. */
+  #track(): number {
+    if (this.#released) return 0;
+    const buffered = this.ws.bufferedAmount;
+    const delta = buffered - this.#unsent;
+    // A reader that keeps up leaves nothing unsent: no change, nothing to report.
+    if (delta !== 0) {
+      this.#unsent = buffered;
+      this.deps.sendBudget.change(delta);
+    }
+    return buffered;
+  }
+
+  /** SendAccount: this socket's unsent bytes, read now; the budget sums them itself. */
+  recount(): number {
+    if (this.#released) return 0;
+    return (this.#unsent = this.ws.bufferedAmount);
+  }
+
+  /**
+   * SendAccount: the process holds too many unsent bytes and this socket holds the most. It is
+   * terminated, not closed: a close frame would queue behind the backlog that must be freed.
+   */
+  shed(): void {
+    const unsent = this.#release();
+    // One already closing for cause (a slow reader in its grace second) keeps its reason; its
+    // socket is only dropped sooner.
+    if (this.#serverClose === undefined) {
+      this.#serverClose = { code: 1006, reason: 'memory_pressure' };
+      this.#log('memory_pressure', 1006, { buffered_bytes: unsent, total_buffered_bytes: this.deps.sendBudget.total + unsent });
+    }
+    this.ws.terminate();
+  }
+
+  /** Takes this connection's share out of the total, once; returns what it was. */
+  #release(): number {
+    if (this.#released) return 0;
+    this.#released = true;
+    const unsent = this.#unsent;
+    this.#unsent = 0;
+    if (unsent !== 0) this.deps.sendBudget.change(-unsent);
+    return unsent;
   }
 
   // ── Closes the server starts ──────────────────────────────────────────────────────────────
@@ -393,6 +476,7 @@ export class Connection {
     this.#closed = true;
     try {
       clearTimeout(this.#graceTimer);
+      this.#release();
       recordClose(this.deps, this.handshake, {
         peerCode,
         serverClose: this.#serverClose,

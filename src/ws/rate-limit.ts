@@ -1,26 +1,40 @@
 /**
- * Per-connection message rate limit: a token bucket, and the rule that turns excess into
- * "sustained abuse". Time is passed in (milliseconds, monotonic) so the rule is exact and cheap:
- * no timers, two numbers of state per connection.
+ * Per-connection rate limit: two token buckets, one counting messages and one counting bytes,
+ * and the rule that turns excess into "sustained abuse". A message's cost to the server grows
+ * with its size, so a client under the message rate may still be refused for its bytes. Time
+ * is passed in (milliseconds, monotonic) so the rule is exact and cheap: no timers, a few
+ * numbers of state per connection.
  */
 import type { RateLimitConfig } from '../config/config.js';
 
 export type Verdict = 'accept' | 'refuse' | 'close';
 
+/** Which bucket ran out, for the refusal's text. */
+export type Exhausted = 'messages' | 'bytes';
+
 export class MessageRateLimiter {
-  readonly #ratePerMs: number;
-  readonly #burst: number;
+  // A bucket that is off is infinite: it refills to Infinity, always has a token, and is
+  // always full, so both buckets run through the same arithmetic with no branch per limit.
+  readonly #messagesPerMs: number;
+  readonly #messageBurst: number;
+  readonly #bytesPerMs: number;
+  readonly #byteBurst: number;
   readonly #closeAfter: number;
-  #tokens: number;
+  #messages: number;
+  #bytes: number;
   #last: number;
-  /** Refusals since the bucket was last full: the client has not backed off since. */
+  /** Refusals since both buckets were last full: the client has not backed off since. */
   #refusedInStreak = 0;
+  #exhausted: Exhausted = 'messages';
 
   constructor(config: RateLimitConfig, now: number) {
-    this.#ratePerMs = config.messagesPerSec / 1000;
-    this.#burst = config.burst;
+    this.#messagesPerMs = config.messagesPerSec / 1000;
+    this.#messageBurst = config.messagesPerSec === 0 ? Infinity : config.burst;
+    this.#bytesPerMs = config.bytesPerSec / 1000;
+    this.#byteBurst = config.bytesPerSec === 0 ? Infinity : config.bytesBurst;
     this.#closeAfter = config.closeAfter;
-    this.#tokens = config.burst;
+    this.#messages = this.#messageBurst;
+    this.#bytes = this.#byteBurst;
     this.#last = now;
   }
 
@@ -29,19 +43,29 @@ export class MessageRateLimiter {
     return this.#refusedInStreak;
   }
 
+  /** The bucket that refused the last refused message. */
+  get exhausted(): Exhausted {
+    return this.#exhausted;
+  }
+
   /**
-   * One message arrived at `now`. `accept` takes a token; `refuse` means no token was left;
-   * `close` is the refusal that makes the streak reach RATE_LIMIT_CLOSE_AFTER.
+   * One message of `size` bytes arrived at `now`. `accept` takes a token and `size` bytes;
+   * `refuse` means either bucket had too little left (neither is charged); `close` is the
+   * refusal that makes the streak reach RATE_LIMIT_CLOSE_AFTER.
    */
-  admit(now: number): Verdict {
-    this.#tokens = Math.min(this.#burst, this.#tokens + (now - this.#last) * this.#ratePerMs);
+  admit(now: number, size: number): Verdict {
+    const elapsed = now - this.#last;
     this.#last = now;
-    // A full bucket means the client stayed under the rate long enough: its past excess is forgiven.
-    if (this.#tokens >= this.#burst) this.#refusedInStreak = 0;
-    if (this.#tokens >= 1) {
-      this.#tokens -= 1;
+    this.#messages = Math.min(this.#messageBurst, this.#messages + elapsed * this.#messagesPerMs);
+    this.#bytes = Math.min(this.#byteBurst, this.#bytes + elapsed * this.#bytesPerMs);
+    // Full buckets mean the client stayed under the rates long enough: its past excess is forgiven.
+    if (this.#messages >= this.#messageBurst && this.#bytes >= this.#byteBurst) this.#refusedInStreak = 0;
+    if (this.#messages >= 1 && this.#bytes >= size) {
+      this.#messages -= 1;
+      this.#bytes -= size;
       return 'accept';
     }
+    this.#exhausted = this.#messages >= 1 ? 'bytes' : 'messages';
     this.#refusedInStreak++;
     return this.#refusedInStreak >= this.#closeAfter ? 'close' : 'refuse';
   }

@@ -34,6 +34,11 @@ export class ConnectionRegistry {
     return this.#live.size === 0 ? Promise.resolve() : this.#emptied.wait();
   }
 
+  /** The live connections, iterated in place: for walks that neither add nor delete. */
+  values(): IterableIterator<Connection> {
+    return this.#live.values();
+  }
+
   /** Handler work still running, over all live connections. */
   inFlight(): number {
     let sum = 0;
