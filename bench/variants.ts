@@ -35,7 +35,13 @@ const OTLP = (sink: string): Record<string, string> => ({
  * rate limit would answer most of it `rate_limited`, and 10,000 idle connections plus the
  * generator's exceed the default connection limit. Both are lifted for every ws-service variant.
  */
-const LOAD_LIMITS = { LOG_LEVEL: 'info', RATE_LIMIT_MESSAGES_PER_SEC: '0', RATE_LIMIT_BYTES_PER_SEC: '0', MAX_CONNECTIONS: '100000' };
+const LOAD_LIMITS = {
+  LOG_LEVEL: 'info',
+  RATE_LIMIT_MESSAGES_PER_SEC: '0',
+  RATE_LIMIT_BYTES_PER_SEC: '0',
+  MAX_CONNECTIONS: '100000',
+  MAX_CONNECTIONS_PER_CLIENT: '0',
+};
 
 export const VARIANTS: Readonly<Record<VariantName, Variant>> = {
   A: {

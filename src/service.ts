@@ -1,6 +1,6 @@
 /**
- * The service factory: one HTTP server on one port for routes and WebSocket upgrades, and the
- * lifecycle state machine. main.ts owns the process (environment, signals, exit); everything
+ * The service factory: one HTTP server on one port for routes and WebSocket upgrades (and a
+ * second one for /metrics alone when METRICS_PORT is set), and the lifecycle state machine. main.ts owns the process (environment, signals, exit); everything
  * here receives its configuration and can run many times on port 0.
  *
  * Where things live: a socket's messages go through ws/upgrade.ts (the handshake) and
@@ -20,9 +20,13 @@ import { context, ROOT_CONTEXT, SpanKind, trace } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import { WebSocketServer } from 'ws';
 import type { Config } from './config/config.js';
+import { createBurstLog } from './http/burst-log.js';
+import { createClientAddress } from './http/client-address.js';
+import { fitToFileLimit, openFileLimit } from './http/fd-limit.js';
 import { createClientErrorHandler } from './http/guard.js';
-import { createRequestHandler } from './http/routes.js';
-import { closeHttpServer, createHttpServer, listen } from './http/server.js';
+import { createRequestHandler, type RouteDeps } from './http/routes.js';
+import { closeHttpServer, createHttpServer, listen, type HttpHandlers } from './http/server.js';
+import { singleFlight } from './http/single-flight.js';
 import { shutdownBudget } from './lifecycle/budget.js';
 import { runShutdown, shutdownUnstarted, type ShutdownResult } from './lifecycle/shutdown.js';
 import { defaultHandlers, type HandlerRegistry } from './protocol/handlers/index.js';
@@ -30,6 +34,7 @@ import { withValidIds } from './telemetry/context.js';
 import { createInstruments, type Instruments } from './telemetry/instruments.js';
 import type { Telemetry } from './telemetry/sdk.js';
 import { createAdmission } from './ws/admission.js';
+import { ClientLimit } from './ws/client-limit.js';
 import { Connection, type ConnectionDeps } from './ws/connection.js';
 import { ConnectionRegistry } from './ws/registry.js';
 import { SendBudget } from './ws/send-budget.js';
@@ -45,6 +50,8 @@ export interface Service {
   shutdown(trigger: string): Promise<ShutdownResult>;
   readonly state: LifecycleState;
   readonly address: AddressInfo | undefined;
+  /** The METRICS_PORT server's address; undefined when /metrics is served on the main port. */
+  readonly metricsAddress: AddressInfo | undefined;
   readonly instruments: Instruments;
   /** Live connections, the source of the active_connections gauge. */
   readonly connectionCount: number;
@@ -72,6 +79,8 @@ export function createService(deps: ServiceDeps): Service {
   let state: LifecycleState = 'idle';
   let server: Server | undefined;
   let address: AddressInfo | undefined;
+  let metricsServer: Server | undefined;
+  let metricsAddress: AddressInfo | undefined;
   let shuttingDown: Promise<ShutdownResult> | undefined;
 
   const wss = new WebSocketServer({
@@ -107,6 +116,8 @@ export function createService(deps: ServiceDeps): Service {
     admit: createAdmission(config.admission),
     liveConnections: () => connections.size,
     maxConnections: config.limits.maxConnections,
+    clientLimit: new ClientLimit(config.limits.maxConnectionsPerClient),
+    clientAddress: createClientAddress(config.http.trustedProxies),
     onConnection(ws, handshake, req) {
       const connection = new Connection(
         ws,
@@ -120,32 +131,91 @@ export function createService(deps: ServiceDeps): Service {
     },
   });
 
-  const onRequest = createRequestHandler({
+  const routeDeps: RouteDeps = {
     telemetry,
+    scrape: singleFlight(() => telemetry.scrape()),
     instruments,
     logger,
     wsPath: config.wsPath,
+    maxPipelinedRequests: config.http.maxPipelinedRequests,
     listening: () => server?.listening === true,
     draining: () => state !== 'running',
+  };
+  const separateMetrics = config.http.metricsPort !== undefined;
+  const onRequest = createRequestHandler(routeDeps, separateMetrics ? ['/healthz', '/readyz'] : undefined);
+
+  // Refusals at the connection bound and failed accepts come in floods: logged once a burst.
+  const BURST_WINDOW_MS = 10_000;
+  const droppedLog = createBurstLog(BURST_WINDOW_MS, (connections, suppressed) =>
+    logger.warn(
+      { reason: 'max_http_connections', connections, suppressed, max_http_connections: maxHttpConnections },
+      'TCP connections refused: MAX_HTTP_CONNECTIONS reached',
+    ),
+  );
+  const acceptLog = createBurstLog(BURST_WINDOW_MS, (failures, suppressed) =>
+    logger.error({ failures, suppressed }, 'accepting connections failed: out of file descriptors'),
+  );
+  let maxHttpConnections = config.http.maxConnections;
+  const serverHandlers = (name: string): Pick<HttpHandlers, 'clientError' | 'drop'> & { error: (err: Error & { code?: string }) => void } => ({
+    clientError: createClientErrorHandler({ instruments, logger }),
+    drop() {
+      instruments.countRejectedHttpRequest('max_http_connections');
+      droppedLog.event();
+    },
+    error(err) {
+      if (err.code === 'EMFILE' || err.code === 'ENFILE') {
+        instruments.countError('accept');
+        acceptLog.event();
+        return;
+      }
+      instruments.countError('server');
+      logger.error({ err, server: name }, 'HTTP server error');
+    },
   });
 
   async function start(): Promise<AddressInfo> {
     if (state !== 'idle') throw new Error(`service cannot start from state ${state}`);
     state = 'starting';
-    const http = createHttpServer(config.http, {
-      request: onRequest,
-      upgrade: onUpgrade,
-      clientError: createClientErrorHandler({ instruments, logger }),
-    });
+    const fileLimit = openFileLimit();
+    maxHttpConnections = fitToFileLimit(config.http.maxConnections, fileLimit);
+    if (maxHttpConnections < config.http.maxConnections) {
+      logger.warn(
+        { configured: config.http.maxConnections, applied: maxHttpConnections, open_file_limit: fileLimit },
+        'MAX_HTTP_CONNECTIONS lowered to fit the open-file limit (ulimit -n)',
+      );
+    }
+    const main = serverHandlers('main');
+    const http = createHttpServer(config.http, maxHttpConnections, { request: onRequest, upgrade: onUpgrade, ...main });
     server = http;
     address = await listen(http, config.port, config.host);
-    http.on('error', (err) => {
-      instruments.countError('server');
-      logger.error({ err }, 'HTTP server error');
-    });
+    http.on('error', main.error);
+    if (config.http.metricsPort !== undefined) {
+      const metricsHandlers = serverHandlers('metrics');
+      const metricsHttp = createHttpServer(config.http, maxHttpConnections, {
+        // No WebSocket endpoint here: '' matches no request path.
+        request: createRequestHandler({ ...routeDeps, wsPath: '' }, ['/metrics']),
+        ...metricsHandlers,
+      });
+      try {
+        metricsAddress = await listen(metricsHttp, config.http.metricsPort, config.http.metricsHost);
+      } catch (err) {
+        await closeHttpServer(http);
+        throw err;
+      }
+      metricsServer = metricsHttp;
+      metricsHttp.on('error', metricsHandlers.error);
+    }
     state = 'running';
     connections.startHeartbeat(config.limits.heartbeatIntervalMs);
-    logger.info({ address: address.address, port: address.port, ws_path: config.wsPath }, 'ws-service listening');
+    logger.info(
+      {
+        address: address.address,
+        port: address.port,
+        ws_path: config.wsPath,
+        ...(metricsAddress === undefined ? {} : { metrics_address: metricsAddress.address, metrics_port: metricsAddress.port }),
+      },
+      'ws-service listening',
+    );
     return address;
   }
 
@@ -174,7 +244,10 @@ export function createService(deps: ServiceDeps): Service {
         state = next;
       },
       closeWsServer: () => wss.close(),
-      closeHttp: () => closeHttpServer(server),
+      // The metrics port closes with the main one, so Prometheus can scrape through the drain.
+      closeHttp: async () => {
+        await Promise.all([closeHttpServer(server), closeHttpServer(metricsServer)]);
+      },
     };
     shuttingDown = context.with(trace.setSpan(ROOT_CONTEXT, span), () => runShutdown(sequence, trigger, span));
     return shuttingDown;
@@ -188,6 +261,9 @@ export function createService(deps: ServiceDeps): Service {
     },
     get address() {
       return address;
+    },
+    get metricsAddress() {
+      return metricsAddress;
     },
     instruments,
     get connectionCount() {

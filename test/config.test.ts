@@ -141,8 +141,18 @@ test('limits: documented defaults; 0 turns the rate limit and the heartbeat off'
     maxJsonEntries: 4096,
     rateLimit: { messagesPerSec: 100, burst: 200, bytesPerSec: 1_048_576, bytesBurst: 2_097_152, closeAfter: 100 },
     heartbeatIntervalMs: 30_000,
+    maxConnectionsPerClient: 1_000,
   });
-  assert.deepEqual(config.http, { headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, keepAliveTimeoutMs: 5_000 });
+  assert.deepEqual(config.http, {
+    headersTimeoutMs: 10_000,
+    requestTimeoutMs: 30_000,
+    keepAliveTimeoutMs: 5_000,
+    maxConnections: 11_000,
+    maxPipelinedRequests: 16,
+    metricsPort: undefined,
+    metricsHost: undefined,
+    trustedProxies: [],
+  });
   assert.deepEqual(config.admission, { allowedOrigins: undefined, authToken: undefined });
   const off = loadConfig({ RATE_LIMIT_MESSAGES_PER_SEC: '0', RATE_LIMIT_BYTES_PER_SEC: '0', HEARTBEAT_INTERVAL_MS: '0' });
   assert.equal(loadConfig({ RATE_LIMIT_MESSAGES_PER_SEC: '0' }).limits.rateLimit?.messagesPerSec, 0, 'bytes alone still limited');
@@ -177,6 +187,35 @@ test('limits: each bad value is refused with the variable and what it accepts; a
     [{ ALLOWED_ORIGINS: 'https://app.example.com/login' }, 'invalid configuration: ALLOWED_ORIGINS="https://app.example.com/login": expected a comma-separated list of origins such as https://app.example.com'],
     [{ ALLOWED_ORIGINS: 'app.example.com' }, 'invalid configuration: ALLOWED_ORIGINS="app.example.com": expected a comma-separated list of origins such as https://app.example.com'],
     [{ AUTH_TOKEN: 'short secret' }, 'invalid configuration: AUTH_TOKEN="<redacted>": expected a bearer token of 16 or more characters from A-Z a-z 0-9 - . _ ~ + / (then optional =)'],
+  ];
+  for (const [env, message] of cases) {
+    assert.throws(() => loadConfig(env), (err: unknown) => err instanceof ConfigError && err.message === message, JSON.stringify(env));
+  }
+});
+
+test('connection caps, the metrics port and TRUST_PROXY: defaults follow the documented rules', () => {
+  assert.equal(loadConfig({ MAX_CONNECTIONS: '50' }).http.maxConnections, 1_050, 'MAX_CONNECTIONS + 1000');
+  assert.equal(loadConfig({ MAX_CONNECTIONS_PER_CLIENT: '0' }).limits.maxConnectionsPerClient, 0);
+  const metrics = loadConfig({ HOST: '0.0.0.0', METRICS_PORT: '9464' }).http;
+  assert.equal(metrics.metricsPort, 9464);
+  assert.equal(metrics.metricsHost, '0.0.0.0', 'METRICS_HOST defaults to HOST');
+  assert.equal(loadConfig({ METRICS_PORT: '9464', METRICS_HOST: '127.0.0.1' }).http.metricsHost, '127.0.0.1');
+  assert.equal(loadConfig({ PORT: '0', METRICS_PORT: '0' }).http.metricsPort, 0, 'two ephemeral ports do not collide');
+  assert.deepEqual(loadConfig({ TRUST_PROXY: '10.0.0.1, ::1' }).http.trustedProxies, ['10.0.0.1', '::1']);
+});
+
+test('connection caps, the metrics port and TRUST_PROXY: each bad value is refused with the variable and what it accepts', () => {
+  const cases: [Record<string, string>, string][] = [
+    [{ MAX_HTTP_CONNECTIONS: '10000' }, 'invalid configuration: MAX_HTTP_CONNECTIONS="10000": expected an integer from 10001 to 2000000'],
+    [{ MAX_CONNECTIONS: '10', MAX_HTTP_CONNECTIONS: 'many' }, 'invalid configuration: MAX_HTTP_CONNECTIONS="many": expected an integer from 11 to 2000000'],
+    [{ MAX_CONNECTIONS_PER_CLIENT: '-1' }, 'invalid configuration: MAX_CONNECTIONS_PER_CLIENT="-1": expected 0 (off) or an integer from 1 to 1000000'],
+    [{ HTTP_MAX_PIPELINED_REQUESTS: '0' }, 'invalid configuration: HTTP_MAX_PIPELINED_REQUESTS="0": expected an integer from 1 to 1000'],
+    [{ METRICS_PORT: 'x' }, 'invalid configuration: METRICS_PORT="x": expected an integer from 0 to 65535'],
+    [{ METRICS_PORT: '8080' }, 'invalid configuration: METRICS_PORT="8080": expected a port from 0 to 65535 other than PORT (8080)'],
+    [{ METRICS_HOST: '127.0.0.1' }, 'invalid configuration: METRICS_HOST="127.0.0.1": expected unset unless METRICS_PORT is set'],
+    [{ METRICS_PORT: '9464', METRICS_HOST: 'a b' }, 'invalid configuration: METRICS_HOST="a b": expected a host name or an IPv4/IPv6 address'],
+    [{ TRUST_PROXY: '10.0.0.0/8' }, 'invalid configuration: TRUST_PROXY="10.0.0.0/8": expected a comma-separated list of proxy IPv4/IPv6 addresses'],
+    [{ TRUST_PROXY: 'true' }, 'invalid configuration: TRUST_PROXY="true": expected a comma-separated list of proxy IPv4/IPv6 addresses'],
   ];
   for (const [env, message] of cases) {
     assert.throws(() => loadConfig(env), (err: unknown) => err instanceof ConfigError && err.message === message, JSON.stringify(env));

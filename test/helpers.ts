@@ -221,8 +221,9 @@ export async function killChildren(): Promise<void> {
 }
 
 /** Runs dist/src/main.js as an operator would, with the given environment added. */
-export function spawnService(env: Env, nodeArgs: string[] = []): ChildService {
-  const child = spawn(process.execPath, [...nodeArgs, MAIN], {
+export function spawnService(env: Env, nodeArgs: string[] = [], wrapper: string[] = []): ChildService {
+  const [command, ...args] = [...wrapper, process.execPath, ...nodeArgs, MAIN];
+  const child = spawn(command, args, {
     env: { ...process.env, HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

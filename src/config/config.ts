@@ -4,6 +4,7 @@
  * variable and what it accepts (ConfigError), never a stack trace.
  */
 import { randomUUID } from 'node:crypto';
+import { isIP } from 'node:net';
 import { CLOSE_WINDOW_MAX_SHARE } from '../lifecycle/budget.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -132,6 +133,8 @@ export interface LimitsConfig {
   readonly rateLimit: RateLimitConfig | undefined;
   /** Ping period; a peer that has not answered the previous ping is terminated. 0 = off. @default 30000 */
   readonly heartbeatIntervalMs: number;
+  /** Live WebSocket connections one client address may hold; further upgrades get 429. 0 = off. @default 1000 */
+  readonly maxConnectionsPerClient: number;
 }
 
 export interface RateLimitConfig {
@@ -161,6 +164,24 @@ export interface HttpConfig {
   readonly requestTimeoutMs: number;
   /** Idle time allowed on a kept-alive HTTP connection between requests. @default 5000 */
   readonly keepAliveTimeoutMs: number;
+  /**
+   * Open TCP connections a listening port holds, WebSocket connections included; further
+   * connections are closed as accepted. Above MAX_CONNECTIONS so /healthz and refusals still
+   * get through when the WebSocket limit is reached; lowered at start to fit the open-file limit.
+   * @default MAX_CONNECTIONS + 1000
+   */
+  readonly maxConnections: number;
+  /** Requests one socket may have unanswered (pipelined behind each other); past it the socket is closed. @default 16 */
+  readonly maxPipelinedRequests: number;
+  /** A separate port for /metrics (then not served on PORT); undefined = /metrics on PORT. */
+  readonly metricsPort: number | undefined;
+  /** Interface for METRICS_PORT. @default HOST */
+  readonly metricsHost: string | undefined;
+  /**
+   * Proxies whose X-Forwarded-For is believed (TRUST_PROXY); the per-client limit then counts
+   * the right-most address in it that is not one of them. Empty = the peer address only.
+   */
+  readonly trustedProxies: readonly string[];
 }
 
 /** Optional checks on the upgrade request, refused before the handshake; both off by default. */
@@ -256,13 +277,24 @@ function wsPath(env: Env): string {
   return value;
 }
 
-function host(env: Env): string | undefined {
-  const value = raw(env, 'HOST');
+function host(env: Env, name = 'HOST'): string | undefined {
+  const value = raw(env, name);
   if (value === undefined) return undefined;
   if (!/^[A-Za-z0-9.:-]+$/.test(value)) {
-    throw new ConfigError('HOST', 'a host name or an IPv4/IPv6 address', value);
+    throw new ConfigError(name, 'a host name or an IPv4/IPv6 address', value);
   }
   return value;
+}
+
+function trustedProxies(env: Env): readonly string[] {
+  const value = raw(env, 'TRUST_PROXY');
+  if (value === undefined) return Object.freeze([]);
+  const addresses = value.split(',').map((a) => a.trim());
+  // Exact addresses only: a trusted proxy is a known hop, and a range would be a guess.
+  if (addresses.some((a) => isIP(a) === 0)) {
+    throw new ConfigError('TRUST_PROXY', 'a comma-separated list of proxy IPv4/IPv6 addresses', value);
+  }
+  return Object.freeze(addresses);
 }
 
 function allowedOrigins(env: Env): readonly string[] | undefined {
@@ -328,20 +360,35 @@ function limits(env: Env, maxMessageBytes: number): LimitsConfig {
     maxJsonEntries: integer(env, 'MAX_JSON_ENTRIES', 4096, 16, 1_000_000),
     rateLimit: messagesPerSec === 0 && bytesPerSec === 0 ? undefined : { messagesPerSec, burst, bytesPerSec, bytesBurst, closeAfter },
     heartbeatIntervalMs: integerOrOff(env, 'HEARTBEAT_INTERVAL_MS', 30_000, 100, 3_600_000),
+    maxConnectionsPerClient: integerOrOff(env, 'MAX_CONNECTIONS_PER_CLIENT', 1_000, 1, 1_000_000),
   };
 }
 
-function http(env: Env): HttpConfig {
+function http(env: Env, maxWsConnections: number, port: number, mainHost: string | undefined): HttpConfig {
   const headersTimeoutMs = integer(env, 'HTTP_HEADERS_TIMEOUT_MS', 10_000, 100, 600_000);
   const requestTimeoutMs = integer(env, 'HTTP_REQUEST_TIMEOUT_MS', Math.max(30_000, headersTimeoutMs), 100, 3_600_000);
   if (requestTimeoutMs < headersTimeoutMs) {
     // Node refuses a headers timeout longer than the request timeout.
     throw new ConfigError('HTTP_REQUEST_TIMEOUT_MS', `an integer from HTTP_HEADERS_TIMEOUT_MS (${headersTimeoutMs}) to 3600000`, String(requestTimeoutMs));
   }
+  // Past MAX_CONNECTIONS, so a full WebSocket server still answers /healthz and its own 503s.
+  const maxConnections = integer(env, 'MAX_HTTP_CONNECTIONS', maxWsConnections + 1_000, maxWsConnections + 1, 2_000_000);
+  const metricsPort = raw(env, 'METRICS_PORT') === undefined ? undefined : integer(env, 'METRICS_PORT', 0, 0, 65535);
+  if (metricsPort !== undefined && metricsPort !== 0 && metricsPort === port) {
+    throw new ConfigError('METRICS_PORT', `a port from 0 to 65535 other than PORT (${port})`, String(metricsPort));
+  }
+  if (metricsPort === undefined && raw(env, 'METRICS_HOST') !== undefined) {
+    throw new ConfigError('METRICS_HOST', 'unset unless METRICS_PORT is set', raw(env, 'METRICS_HOST') ?? '');
+  }
   return {
     headersTimeoutMs,
     requestTimeoutMs,
     keepAliveTimeoutMs: integer(env, 'HTTP_KEEP_ALIVE_TIMEOUT_MS', 5_000, 0, 600_000),
+    maxConnections,
+    maxPipelinedRequests: integer(env, 'HTTP_MAX_PIPELINED_REQUESTS', 16, 1, 1_000),
+    metricsPort,
+    metricsHost: host(env, 'METRICS_HOST') ?? mainHost,
+    trustedProxies: trustedProxies(env),
   };
 }
 
@@ -440,9 +487,12 @@ function telemetry(env: Env, version: string): TelemetryConfig {
 export function loadConfig(env: Env, version = '0.0.0'): Config {
   const shutdownTimeoutMs = integer(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 100, 600_000);
   const maxMessageBytes = integer(env, 'MAX_MESSAGE_BYTES', 65_536, 64, 104_857_600);
+  const port = integer(env, 'PORT', 8080, 0, 65535);
+  const mainHost = host(env);
+  const limitsConfig = limits(env, maxMessageBytes);
   const config: Config = {
-    port: integer(env, 'PORT', 8080, 0, 65535),
-    host: host(env),
+    port,
+    host: mainHost,
     wsPath: wsPath(env),
     logLevel: oneOf(env, 'LOG_LEVEL', LOG_LEVELS, 'info'),
     logBufferBytes: integer(env, 'LOG_BUFFER_BYTES', 1_048_576, 65_536, 1_073_741_824),
@@ -450,8 +500,8 @@ export function loadConfig(env: Env, version = '0.0.0'): Config {
     shutdownTimeoutMs,
     maxMessageBytes,
     shutdownCloseWindowMs: shutdownCloseWindow(env, shutdownTimeoutMs),
-    limits: limits(env, maxMessageBytes),
-    http: http(env),
+    limits: limitsConfig,
+    http: http(env, limitsConfig.maxConnections, port, mainHost),
     admission: { allowedOrigins: allowedOrigins(env), authToken: authToken(env) },
     telemetry: telemetry(env, version),
   };

@@ -33,7 +33,7 @@ function refusalContext(headers: IncomingMessage['headers'] | undefined): Contex
 function logRefusal(
   deps: HttpGuardDeps,
   headers: IncomingMessage['headers'] | undefined,
-  fields: { reason: HttpRejectReason; status: number; client_address: string | undefined; path?: string },
+  fields: { reason: HttpRejectReason; status?: number; client_address: string | undefined; path?: string },
 ): void {
   deps.instruments.countRejectedHttpRequest(fields.reason);
   context.with(refusalContext(headers), () => deps.logger.warn(fields, 'HTTP request refused'));
@@ -78,6 +78,27 @@ export function trackResponse(req: IncomingMessage, res: ServerResponse): void {
     responses.delete(res);
   };
   res.once('finish', done).once('close', done);
+}
+
+/** Sockets already refused for their backlog: the rest of what they sent is dropped unlogged. */
+const overflowed = new WeakSet<Duplex>();
+
+/**
+ * Bounds the requests one socket has unanswered. Node parses every request in a chunk and
+ * emits each at once, whatever the peer reads: a client that pipelines thousands and never
+ * reads would get thousands of routes run and their responses queued in memory. Responses must
+ * go out in order, so one cannot be refused ahead of those queued: the socket is destroyed,
+ * which frees its queue. Returns false when the request must not be routed.
+ */
+export function admitPipelined(req: IncomingMessage, maxOutstanding: number, path: string, deps: HttpGuardDeps): boolean {
+  const socket = req.socket;
+  if (overflowed.has(socket)) return false;
+  if (socket.destroyed) return false;
+  if ((inProgress.get(socket)?.size ?? 0) <= maxOutstanding) return true;
+  overflowed.add(socket);
+  logRefusal(deps, req.headers, { reason: 'pipeline_limit', client_address: socket.remoteAddress, path });
+  socket.destroy();
+  return false;
 }
 
 /** Whether a response on `socket` has begun: a refusal written after it would corrupt it. */

@@ -21,16 +21,18 @@ export interface Readiness {
 
 export interface ReadinessSources {
   readonly telemetry: Telemetry;
+  /** The telemetry's scrape behind one shared collection (single-flight.ts). */
+  readonly scrape: () => Promise<string>;
   readonly listening: () => boolean;
   readonly draining: () => boolean;
 }
 
-async function sdkCheck(telemetry: Telemetry): Promise<Check> {
+async function sdkCheck(telemetry: Telemetry, scrape: () => Promise<string>): Promise<Check> {
   const state = telemetry.state();
   if (state === 'disabled') return { status: 'disabled', detail: 'OTEL_SDK_DISABLED=true' };
   if (state === 'stopped') return { status: 'fail', detail: 'SDK shut down' };
   try {
-    await telemetry.scrape();
+    await scrape();
     return { status: 'ok' };
   } catch (err) {
     return { status: 'fail', detail: `metric reader cannot collect: ${(err as Error).message}` };
@@ -38,7 +40,7 @@ async function sdkCheck(telemetry: Telemetry): Promise<Check> {
 }
 
 export async function checkReadiness(sources: ReadinessSources): Promise<Readiness> {
-  const telemetrySdk = await sdkCheck(sources.telemetry);
+  const telemetrySdk = await sdkCheck(sources.telemetry, sources.scrape);
   const server: Check = sources.listening() ? { status: 'ok' } : { status: 'fail', detail: 'not listening' };
   const draining: Check = sources.draining() ? { status: 'fail', detail: 'shutting down' } : { status: 'ok' };
   const exportStatus = sources.telemetry.exportStatus();

@@ -1,8 +1,11 @@
-/** The plain HTTP routes on the service's one port: /metrics, /healthz, /readyz, JSON 404/405/413. */
+/**
+ * The plain HTTP routes: /metrics, /healthz, /readyz, JSON 404/405/413. With METRICS_PORT set,
+ * the main port serves all but /metrics and the metrics port serves /metrics alone.
+ */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Instruments } from '../telemetry/instruments.js';
-import { hasBody, refuseBody, trackResponse } from './guard.js';
+import { admitPipelined, hasBody, refuseBody, trackResponse } from './guard.js';
 import { pathOf } from './path.js';
 import { sendJson } from './responses.js';
 import { checkReadiness, type ReadinessSources } from './readiness.js';
@@ -14,14 +17,18 @@ export interface RouteDeps extends ReadinessSources {
   readonly instruments: Instruments;
   readonly logger: Logger;
   readonly wsPath: string;
+  /** HTTP_MAX_PIPELINED_REQUESTS: unanswered requests one socket may have before it is closed. */
+  readonly maxPipelinedRequests: number;
 }
+
+export type RouteName = '/metrics' | '/healthz' | '/readyz';
 
 type Route = (req: IncomingMessage, res: ServerResponse, deps: RouteDeps) => void | Promise<void>;
 
 async function metrics(_req: IncomingMessage, res: ServerResponse, deps: RouteDeps): Promise<void> {
   let body: string;
   try {
-    body = await deps.telemetry.scrape();
+    body = await deps.scrape();
   } catch (err) {
     // 503, not the exporter handler's 200-with-an-error-text: a failed scrape must look failed.
     sendJson(res, 503, { error: 'metrics_unavailable', message: (err as Error).message });
@@ -47,16 +54,19 @@ async function readyz(_req: IncomingMessage, res: ServerResponse, deps: RouteDep
   });
 }
 
-const routes: ReadonlyMap<string, Route> = new Map<string, Route>([
+const ALL_ROUTES: ReadonlyMap<RouteName, Route> = new Map<RouteName, Route>([
   ['/metrics', metrics],
   ['/healthz', healthz],
   ['/readyz', readyz],
 ]);
 
-export function createRequestHandler(deps: RouteDeps) {
+/** A handler serving `served` of the routes; any other path is 404 (or 426 at the WebSocket path). */
+export function createRequestHandler(deps: RouteDeps, served: readonly RouteName[] = [...ALL_ROUTES.keys()]) {
+  const routes = new Map<string, Route>([...ALL_ROUTES].filter(([name]) => served.includes(name)));
   return (req: IncomingMessage, res: ServerResponse): void => {
     trackResponse(req, res);
     const path = pathOf(req.url);
+    if (!admitPipelined(req, deps.maxPipelinedRequests, path, deps)) return;
     if (hasBody(req)) {
       refuseBody(req, res, path, deps);
       return;

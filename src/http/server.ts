@@ -1,6 +1,7 @@
 /**
- * The service's one Node HTTP server: its timeouts, listening, and closing it with every
- * connection it still holds (idle keep-alive sockets would otherwise keep close() waiting).
+ * The service's Node HTTP servers (the main port, and the metrics port when METRICS_PORT is
+ * set): their timeouts and connection bound, listening, and closing each with every connection
+ * it still holds (idle keep-alive sockets would otherwise keep close() waiting).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -9,11 +10,18 @@ import type { HttpConfig } from '../config/config.js';
 
 export interface HttpHandlers {
   readonly request: (req: IncomingMessage, res: ServerResponse) => void;
-  readonly upgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+  /** Absent on the metrics port: an upgrade there is then answered as a plain request. */
+  readonly upgrade?: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
   readonly clientError: (err: Error, socket: Duplex) => void;
+  /** A connection Node closed as accepted because `maxConnections` were open. */
+  readonly drop: () => void;
 }
 
-export function createHttpServer(timeouts: HttpConfig, handlers: HttpHandlers): Server {
+/**
+ * `maxConnections` is the bound actually applied (MAX_HTTP_CONNECTIONS fitted to the open-file
+ * limit). Node counts every open socket against it, upgraded ones included, until it closes.
+ */
+export function createHttpServer(timeouts: HttpConfig, maxConnections: number, handlers: HttpHandlers): Server {
   const { headersTimeoutMs, requestTimeoutMs, keepAliveTimeoutMs } = timeouts;
   const server = createServer(
     {
@@ -26,8 +34,10 @@ export function createHttpServer(timeouts: HttpConfig, handlers: HttpHandlers): 
     handlers.request,
   );
   server.keepAliveTimeout = keepAliveTimeoutMs;
-  server.on('upgrade', handlers.upgrade);
+  server.maxConnections = maxConnections;
+  if (handlers.upgrade !== undefined) server.on('upgrade', handlers.upgrade);
   server.on('clientError', handlers.clientError);
+  server.on('drop', handlers.drop);
   return server;
 }
 

@@ -28,6 +28,7 @@ export const ERROR_SOURCES = [
   'server',
   'uncaught_exception',
   'unhandled_rejection',
+  'accept',
 ] as const;
 export type ErrorSource = (typeof ERROR_SOURCES)[number];
 
@@ -39,11 +40,19 @@ export const UPGRADE_REJECT_REASONS = [
   'unauthorized',
   'forbidden_origin',
   'bad_handshake',
+  'max_connections_per_client',
 ] as const;
 export type UpgradeRejectReason = (typeof UPGRADE_REJECT_REASONS)[number];
 
 /** Why a plain HTTP request was refused; each pre-registered at 0 in rejected_http_requests. */
-export const HTTP_REJECT_REASONS = ['body_not_allowed', 'request_timeout', 'headers_too_large', 'malformed_request'] as const;
+export const HTTP_REJECT_REASONS = [
+  'body_not_allowed',
+  'request_timeout',
+  'headers_too_large',
+  'malformed_request',
+  'pipeline_limit',
+  'max_http_connections',
+] as const;
 export type HttpRejectReason = (typeof HTTP_REJECT_REASONS)[number];
 
 /** Why the server closed a connection; each pre-registered at 0 in connections_closed_by_server. */

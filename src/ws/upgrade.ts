@@ -21,6 +21,7 @@ import {
 import type { Logger } from 'pino';
 import type { WebSocket, WebSocketServer } from 'ws';
 import type { AdmissionVerdict } from './admission.js';
+import type { ClientLimit } from './client-limit.js';
 import { rejectUpgrade } from '../http/responses.js';
 import { pathOf } from '../http/path.js';
 import type { Instruments } from '../telemetry/instruments.js';
@@ -53,6 +54,10 @@ export interface UpgradeDeps {
   readonly liveConnections: () => number;
   /** MAX_CONNECTIONS: at this many live connections, upgrades get 503. */
   readonly maxConnections: number;
+  /** MAX_CONNECTIONS_PER_CLIENT: live connections per client address; past it upgrades get 429. */
+  readonly clientLimit: ClientLimit;
+  /** The address the per-client limit counts (the peer, or a trusted proxy's X-Forwarded-For). */
+  readonly clientAddress: (req: IncomingMessage) => string;
   /** Called inside the handshake span's context once the socket is open. */
   readonly onConnection: (ws: WebSocket, handshake: Context, req: IncomingMessage) => void;
 }
@@ -164,6 +169,11 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
     }
     if (deps.liveConnections() >= deps.maxConnections) {
       refuse(503, 'max_connections', 'server is at its connection limit; reconnect to another instance', { 'Retry-After': '1' });
+      return;
+    }
+    // Last, so a slot is taken only by an upgrade that will be attempted.
+    if (!deps.clientLimit.acquire(deps.clientAddress(req), socket)) {
+      refuse(429, 'max_connections_per_client', 'too many connections from this client address', { 'Retry-After': '1' });
       return;
     }
 
