@@ -318,6 +318,8 @@ interface Table {
   readonly rows: readonly (readonly string[])[];
   /** Row indexes that start a section, with its title. */
   readonly sections: ReadonlyMap<number, string>;
+  /** In text, the last column is prose, read left to right. */
+  readonly proseLast?: boolean;
 }
 
 function metricsTable(summary: Summary, variants: readonly VariantName[]): Table {
@@ -373,12 +375,14 @@ function abuseTable(rows: readonly AbuseRow[]): Table {
       r.attacker,
     ];
   });
-  return { header: ABUSE_HEADER, rows: cells, sections };
+  return { header: ABUSE_HEADER, rows: cells, sections, proseLast: true };
 }
 
 function textTable(table: Table): string {
   const widths = table.header.map((h, i) => Math.max(h.length, ...table.rows.map((r) => r[i].length)));
-  const line = (cells: readonly string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  const last = table.header.length - 1;
+  const left = (i: number) => i === 0 || (i === last && table.proseLast === true);
+  const line = (cells: readonly string[]) => cells.map((c, i) => (left(i) ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ').trimEnd();
   const out = [line(table.header)];
   table.rows.forEach((row, i) => {
     const title = table.sections.get(i);
@@ -405,14 +409,14 @@ export interface ReportInput {
   readonly durationSeconds: number;
 }
 
-function heading(input: ReportInput): string {
+function heading(input: ReportInput, withRounds: boolean): string {
   const m = input.machine;
   const pinning = m.pinning ? `servers pinned to core ${m.pinning.server}, load to core ${m.pinning.load}` : 'no pinning (taskset missing or one core)';
   const r = input.settings.rounds;
   const c = input.settings.cycles;
   const slice = input.settings.sliceMs;
   const rounds = `load alternating between servers every ${slice} ms; rounds: echo ${r.echo} × ${c.echo} slices, latency ${r.latency} × ${c.latency}, churn ${r.churn} × ${c.churn}, idle ${r.idle}`;
-  return `${m.cores} cores, ${m.cpuModel}, Node ${m.node}, ${m.os}; ${pinning}; ${rounds}; ${Math.round(input.durationSeconds)} s`;
+  return `${m.cores} cores, ${m.cpuModel}, Node ${m.node}, ${m.os}; ${pinning}; ${withRounds ? `${rounds}; ` : ''}${Math.round(input.durationSeconds)} s`;
 }
 
 function abuseHeading(input: ReportInput): string {
@@ -420,28 +424,29 @@ function abuseHeading(input: ReportInput): string {
   return `Abuse: one hostile client at a time, ${a.durationMs / 1000} s per attack, a fresh server each; calm client: ${a.calm.connections} connections, ${a.calm.rate} pings/s, GET /healthz every ${a.calm.healthzEveryMs} ms, a fresh connection every ${a.calm.connectEveryMs} ms`;
 }
 
+/** Whether any scenario but abuse ran (--only abuse leaves the other tables all n/a). */
+function hasMetrics(summary: Summary): boolean {
+  return Object.values(summary.metrics).some((m) => Object.values(m.byVariant).some((s) => s !== null && s !== undefined));
+}
+
 export function textReport(input: ReportInput): string {
   const abuse = input.summary.abuse ?? [];
+  const tables = hasMetrics(input.summary) || abuse.length === 0;
   return [
-    heading(input),
+    heading(input, tables),
     '',
-    textTable(metricsTable(input.summary, input.summary.variants)),
-    '',
-    textTable(ratiosTable(input.summary, input.summary.variants)),
-    '',
+    ...(tables ? [textTable(metricsTable(input.summary, input.summary.variants)), '', textTable(ratiosTable(input.summary, input.summary.variants)), ''] : []),
     ...(abuse.length === 0 ? [] : [abuseHeading(input), textTable(abuseTable(abuse)), '']),
   ].join('\n');
 }
 
 export function markdownReport(input: ReportInput): string {
   const abuse = input.summary.abuse ?? [];
+  const tables = hasMetrics(input.summary) || abuse.length === 0;
   return [
-    `_${heading(input)}_`,
+    `_${heading(input, tables)}_`,
     '',
-    markdownTable(metricsTable(input.summary, input.summary.variants)),
-    '',
-    markdownTable(ratiosTable(input.summary, input.summary.variants)),
-    '',
+    ...(tables ? [markdownTable(metricsTable(input.summary, input.summary.variants)), '', markdownTable(ratiosTable(input.summary, input.summary.variants)), ''] : []),
     ...(abuse.length === 0 ? [] : [`_${abuseHeading(input)}_`, '', markdownTable(abuseTable(abuse)), '']),
   ].join('\n');
 }
