@@ -69,7 +69,9 @@ function getStatus(url: string, timeoutMs: number): Promise<number> {
   });
 }
 
-export async function calm(job: CalmJob): Promise<CalmResult> {
+/** `connected` is called once the calm connections are open, before the window begins. */
+export async function calm(job: CalmJob, connected: () => void): Promise<CalmResult> {
+  const cpu = process.cpuUsage();
   const pending = new Map<number, number>();
   const rtt = new Samples();
   let closed = 0;
@@ -92,9 +94,11 @@ export async function calm(job: CalmJob): Promise<CalmResult> {
     sockets.push(ws);
   }
 
+  connected();
   const began = performance.now();
   const until = began + job.durationMs;
   let sent = 0;
+  let skipped = 0;
   // A timer rather than a busy loop: the load core is shared with the attacker.
   const ticker = setInterval(() => {
     const now = performance.now();
@@ -102,7 +106,10 @@ export async function calm(job: CalmJob): Promise<CalmResult> {
     for (let k = 0; k < due; k++) {
       const ws = sockets[sent % sockets.length];
       const id = ++sent;
-      if (ws.readyState !== WebSocket.OPEN) continue;
+      if (ws.readyState !== WebSocket.OPEN) {
+        skipped++;
+        continue;
+      }
       pending.set(id, performance.now());
       ws.send(`{"type":"ping","id":${id}}`);
     }
@@ -150,9 +157,12 @@ export async function calm(job: CalmJob): Promise<CalmResult> {
   await Promise.race([Promise.all([healthz, ...attempts]), sleep(Math.max(0, graceUntil - performance.now()))]);
   stopping = true;
   for (const ws of sockets) ws.terminate();
-  const answered = sent - pending.size;
+  // A ping due on a connection the server had closed was never sent: unanswered too.
+  const answered = sent - pending.size - skipped;
+  const used = process.cpuUsage(cpu);
   return {
-    pings: { sent, answered, unanswered: pending.size, latencyUs: rtt.percentiles },
+    cpuSeconds: (used.user + used.system) / 1e6,
+    pings: { sent, answered, unanswered: sent - answered, latencyUs: rtt.percentiles },
     closed,
     healthz: { sent: healthSent, ok: healthOk, failed: healthSent - healthOk, latencyUs: health.percentiles },
     connects: { ...connects, latencyUs: connectTimes.percentiles },

@@ -25,6 +25,8 @@ export interface CalmJob {
 }
 
 export interface CalmResult {
+  /** The calm client's own CPU over its run, seconds. */
+  readonly cpuSeconds: number;
   readonly pings: { readonly sent: number; readonly answered: number; readonly unanswered: number; readonly latencyUs: Percentiles };
   /** Calm connections the server closed or lost during the window. */
   readonly closed: number;

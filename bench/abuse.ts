@@ -10,7 +10,7 @@
  */
 import type { Generator } from './generator.js';
 import { ATTACKS, type AttackJob, type AttackKind, type AttackResult, type CalmJob, type CalmResult } from './abuse-protocol.js';
-import { processCpuSeconds, processRss } from './proc.js';
+import { machineBusySeconds, processCpuSeconds, processRss } from './proc.js';
 import type { ServerProcess } from './server-process.js';
 import { LOAD_LIMIT_KEYS, VARIANTS, type VariantName } from './variants.js';
 
@@ -34,6 +34,11 @@ export interface AbuseRun {
   readonly rssPeak: number;
   /** Server CPU-seconds per second of the window (its one core: near 1 means saturated). */
   readonly serverCpu: number;
+  /**
+   * Cores' worth of CPU that neither the server, the calm client nor the attacker used in the
+   * window: other processes on a shared machine, whose work lands in every latency measured.
+   */
+  readonly otherCpu: number;
   /** Set when the server did not survive the attack. */
   readonly serverExited?: string;
   readonly calm: CalmResult;
@@ -66,9 +71,6 @@ export async function runAbuse(
       await beforeEach();
       const server = await start(name);
       try {
-        const before = processRss(server.pid).rss;
-        const cpuBefore = processCpuSeconds(server.pid);
-        const began = performance.now();
         const calmJob: CalmJob = { op: 'calm', wsUrl: server.wsUrl, baseUrl: server.baseUrl, durationMs: settings.durationMs, graceMs: settings.graceMs, ...settings.calm };
         const attackJob: AttackJob = {
           op: 'attack',
@@ -85,7 +87,16 @@ export async function runAbuse(
         };
         let exited: string | undefined;
         void server.exited.then((how) => (exited = how));
-        const calmDone = calmClient.run<CalmResult>(calmJob, budget);
+        // The calm client was there first: its connections open before the attack starts, so a
+        // stall shows as late or missing replies rather than as a calm client that never began.
+        let connected: () => void = () => undefined;
+        const ready = new Promise<void>((resolve) => (connected = resolve));
+        const calmDone = calmClient.run<CalmResult>(calmJob, budget, () => connected());
+        await Promise.race([ready, calmDone]);
+        const before = processRss(server.pid).rss;
+        const cpuBefore = processCpuSeconds(server.pid);
+        const busyBefore = machineBusySeconds();
+        const began = performance.now();
         const attackDone = attacker.run<AttackResult>(attackJob, budget);
         // The calm client's window and grace are the measurement; the pipelined attack reads
         // what it was answered after that, and the peak is taken before it does.
@@ -93,14 +104,19 @@ export async function runAbuse(
         const seconds = (performance.now() - began) / 1000;
         const alive = exited === undefined;
         const rssPeak = alive ? processRss(server.pid).peak : Number.NaN;
-        const serverCpu = alive ? (processCpuSeconds(server.pid) - cpuBefore) / seconds : Number.NaN;
+        const serverCpuSeconds = alive ? processCpuSeconds(server.pid) - cpuBefore : Number.NaN;
+        const busy = machineBusySeconds() - busyBefore;
         const attackResult = await attackDone;
+        // The attacker's CPU runs a moment past the window (the pipelined attack's read-back):
+        // taking it whole makes the others' share, if anything, too small.
+        const otherCpu = Math.max(0, busy - (alive ? serverCpuSeconds : 0) - calm.cpuSeconds - attackResult.cpuSeconds) / seconds;
         const run: AbuseRun = {
           attack: kind,
           seconds,
           rssBefore: before,
           rssPeak,
-          serverCpu,
+          serverCpu: serverCpuSeconds / seconds,
+          otherCpu,
           ...(exited === undefined ? {} : { serverExited: exited }),
           calm,
           attacker: attackResult,

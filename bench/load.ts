@@ -457,7 +457,7 @@ function run(request: JobRequest): Promise<unknown> {
     case 'conformance':
       return conformance(request);
     case 'calm':
-      return calm(request);
+      return calm(request, () => emit({ kind: 'progress', id: request.id, text: 'connected' }));
     case 'attack':
       return attack(request);
   }

@@ -136,6 +136,8 @@ export interface AbuseRow {
   readonly rssBeforeMiB: number;
   readonly rssPeakMiB: number | null;
   readonly serverCpuPercent: number | null;
+  /** Other processes' CPU in the window, percent of one core. */
+  readonly otherCpuPercent: number;
   readonly serverExited: string | null;
   readonly attacker: string;
 }
@@ -213,6 +215,7 @@ export function abuseRow(variant: VariantName, run: AbuseRun, settings: AbuseSet
     rssBeforeMiB: run.rssBefore / MiB,
     rssPeakMiB: finiteOrNull(run.rssPeak / MiB),
     serverCpuPercent: finiteOrNull(run.serverCpu * 100),
+    otherCpuPercent: run.otherCpu * 100,
     serverExited: run.serverExited ?? null,
     attacker: describeAttacker(run.attacker),
   };
@@ -351,6 +354,7 @@ const ABUSE_HEADER = [
   'fresh connects refused / failed',
   'RSS before → peak (MiB)',
   'server CPU',
+  "others' CPU",
   'the attacker',
 ] as const;
 
@@ -372,6 +376,7 @@ function abuseTable(rows: readonly AbuseRow[]): Table {
       `${r.connectsRefused} / ${r.connectsFailed} of ${r.connectsTried}`,
       `${fmt(r.rssBeforeMiB, 0)} → ${num(r.rssPeakMiB, 0)}`,
       r.serverExited === null ? `${num(r.serverCpuPercent, 0)}%` : `server ${r.serverExited}`,
+      `${fmt(r.otherCpuPercent, 0)}%`,
       r.attacker,
     ];
   });

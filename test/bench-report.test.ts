@@ -117,7 +117,9 @@ function abuseRun(over: Partial<AbuseRun>): AbuseRun {
     rssBefore: 60 * 2 ** 20,
     rssPeak: 90 * 2 ** 20,
     serverCpu: 0.25,
+    otherCpu: 0.05,
     calm: {
+      cpuSeconds: 0.1,
       pings: { sent: 1200, answered: 1190, unanswered: 10, latencyUs: pct(800, 25_500) },
       closed: 0,
       healthz: { sent: 60, ok: 58, failed: 2, latencyUs: pct(1500, 40_000, 58) },
@@ -141,6 +143,7 @@ test('abuseRow: µs to ms, bytes to MiB, CPU to percent; missing figures are nul
   assert.equal(row.rssPeakMiB, 90);
   assert.equal(row.serverCpuPercent, 25);
   assert.equal(row.serverExited, null);
+  assert.equal(row.otherCpuPercent, 5);
 
   // A server that died mid-attack: no peak, no CPU, no answers; the row says so.
   const dead = abuseRun({ rssPeak: Number.NaN, serverCpu: Number.NaN, serverExited: 'exited with SIGKILL' });
@@ -197,7 +200,7 @@ test('the abuse table: rows attack by attack, servers in order, in the text and 
   const input = { summary, machine, settings, durationSeconds: 1 };
   const md = markdownReport(input);
   assert.match(md, /^\| \*\*500 slow readers, 16 KiB echoes at 50\/s each\*\* \|/m);
-  assert.match(md, /^\| C \| 0\.80 \| 25\.50 \| 10 of 1200 \| 40\.00 \(2 of 60 failed\) \| 2 \/ 1 of 30 \| 60 → 90 \| 25% \| 500 open; 0 closed by the server \|$/m);
+  assert.match(md, /^\| C \| 0\.80 \| 25\.50 \| 10 of 1200 \| 40\.00 \(2 of 60 failed\) \| 2 \/ 1 of 30 \| 60 → 90 \| 25% \| 5% \| 500 open; 0 closed by the server \|$/m);
   const text = textReport(input);
   assert.ok(text.includes('-- no attack'), text);
   assert.ok(text.includes('calm p99 (ms)'));
