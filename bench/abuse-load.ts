@@ -212,6 +212,20 @@ function watchClose(ws: WebSocket, tally: Tally, during: () => boolean): void {
   });
 }
 
+/**
+ * The HTTP statuses of the response status lines in `text`, and the tail to prepend to the next
+ * chunk: a status line split across chunks is counted once, with the chunk that completes it.
+ */
+export function statusLines(text: string): { statuses: string[]; rest: string } {
+  const statuses: string[] = [];
+  let counted = 0;
+  for (const match of text.matchAll(/HTTP\/1\.1 (\d{3}) /g)) {
+    statuses.push(match[1]);
+    counted = match.index + match[0].length;
+  }
+  return { statuses, rest: text.slice(Math.max(counted, text.length - 16)) };
+}
+
 async function pipelinedMetrics(job: AttackJob, tally: Tally, until: number): Promise<void> {
   const payload = Buffer.from('GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(job.pipelined.requests), 'latin1');
   let during = true;
@@ -252,9 +266,9 @@ async function pipelinedMetrics(job: AttackJob, tally: Tally, until: number): Pr
         new Promise<void>((resolve) => {
           let carry = '';
           socket.on('data', (chunk: Buffer) => {
-            const text = carry + chunk.toString('latin1');
-            for (const match of text.matchAll(/HTTP\/1\.1 (\d{3}) /g)) Tally.bump(tally.answers, match[1]);
-            carry = text.slice(-16);
+            const { statuses, rest } = statusLines(carry + chunk.toString('latin1'));
+            for (const status of statuses) Tally.bump(tally.answers, status);
+            carry = rest;
           });
           socket.on('error', () => undefined);
           socket.resume();

@@ -191,6 +191,8 @@ export function describeAttacker(a: AttackResult): string {
   if (a.kind === 'pipelined_metrics') parts.push(`answers read after: ${tallyText(a.answers) || 'none'}`);
   else if (Object.keys(a.answers).length > 0) parts.push(`answers: ${tallyText(a.answers)}`);
   parts.push(`${a.closedByServer} closed by the server${Object.keys(a.closeCodes).length > 0 ? ` (${tallyText(a.closeCodes)})` : ''}`);
+  // The attacker shares the load core with the calm client.
+  parts.push(`attacker CPU ${a.cpuSeconds.toFixed(1)} s`);
   return parts.join('; ');
 }
 

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { AbuseRun, AbuseSettings } from '../bench/abuse.js';
-import { manyKeysFrame } from '../bench/abuse-load.js';
+import { manyKeysFrame, statusLines } from '../bench/abuse-load.js';
 import type { AttackResult } from '../bench/abuse-protocol.js';
 import { statusBytes } from '../bench/proc.js';
 import { abuseRow, describeAttacker, markdownReport, summarise, textReport, type VariantResults } from '../bench/report.js';
@@ -92,6 +92,20 @@ test('manyKeysFrame: a valid echo request of many short keys, no longer than ask
   assert.ok(frame.length < 1_048_576, "under the service's default MAX_MESSAGE_BYTES");
 });
 
+test('statusLines: every status line counted once, however the responses are split into chunks', () => {
+  const stream = 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 404 Not Found\r\n\r\nHTTP/1.1 200 OK\r\n\r\n';
+  for (let size = 1; size <= stream.length; size++) {
+    const seen: string[] = [];
+    let carry = '';
+    for (let at = 0; at < stream.length; at += size) {
+      const { statuses, rest } = statusLines(carry + stream.slice(at, at + size));
+      seen.push(...statuses);
+      carry = rest;
+    }
+    assert.deepEqual(seen, ['200', '404', '200'], `chunks of ${size}`);
+  }
+});
+
 const ABUSE: AbuseSettings = {
   durationMs: 6000,
   graceMs: 2000,
@@ -158,23 +172,23 @@ test('describeAttacker: what was opened and sent, what came back, what the serve
   assert.equal(describeAttacker(attackResult({})), '–');
   assert.equal(
     describeAttacker(attackResult({ kind: 'pipelined_metrics', opened: 20, sent: 44_000, bytesSent: 1_496_000, answers: { '200': 300, '404': 2 }, closedByServer: 3 })),
-    '20 open; 44000 requests sent (1.5 MB); answers read after: 200 ×300, 404 ×2; 3 closed by the server',
+    '20 open; 44000 requests sent (1.5 MB); answers read after: 200 ×300, 404 ×2; 3 closed by the server; attacker CPU 0.0 s',
   );
   assert.equal(
     describeAttacker(attackResult({ kind: 'pipelined_metrics', opened: 2, sent: 40, bytesSent: 1360 })),
-    '2 open; 40 requests sent (1.4 kB); answers read after: none; 0 closed by the server',
+    '2 open; 40 requests sent (1.4 kB); answers read after: none; 0 closed by the server; attacker CPU 0.0 s',
   );
   assert.equal(
     describeAttacker(attackResult({ kind: 'costly_json', opened: 1, sent: 1, bytesSent: 999_999, closedByServer: 1, closeCodes: { '1009': 1 } })),
-    '1 open; 1 messages sent (1000.0 kB); 1 closed by the server (1009 ×1)',
+    '1 open; 1 messages sent (1000.0 kB); 1 closed by the server (1009 ×1); attacker CPU 0.0 s',
   );
   assert.equal(
     describeAttacker(attackResult({ kind: 'hoarding', opened: 1500, refused: { '503': 500 }, failed: 3 })),
-    '1500 open, 500 refused (503 ×500), 3 failed; 0 closed by the server',
+    '1500 open, 500 refused (503 ×500), 3 failed; 0 closed by the server; attacker CPU 0.0 s',
   );
   assert.equal(
-    describeAttacker(attackResult({ kind: 'slow_readers', opened: 500, sent: 150_000, bytesSent: 2_457_600_000, closedByServer: 480, closeCodes: { '1006': 470, '1013': 10 } })),
-    '500 open; 150000 messages sent (2.46 GB); 480 closed by the server (1006 ×470, 1013 ×10)',
+    describeAttacker(attackResult({ kind: 'slow_readers', opened: 500, sent: 150_000, bytesSent: 2_457_600_000, closedByServer: 480, closeCodes: { '1006': 470, '1013': 10 }, cpuSeconds: 7.46 })),
+    '500 open; 150000 messages sent (2.46 GB); 480 closed by the server (1006 ×470, 1013 ×10); attacker CPU 7.5 s',
   );
 });
 
@@ -200,7 +214,7 @@ test('the abuse table: rows attack by attack, servers in order, in the text and 
   const input = { summary, machine, settings, durationSeconds: 1 };
   const md = markdownReport(input);
   assert.match(md, /^\| \*\*500 slow readers, 16 KiB echoes at 50\/s each\*\* \|/m);
-  assert.match(md, /^\| C \| 0\.80 \| 25\.50 \| 10 of 1200 \| 40\.00 \(2 of 60 failed\) \| 2 \/ 1 of 30 \| 60 → 90 \| 25% \| 5% \| 500 open; 0 closed by the server \|$/m);
+  assert.match(md, /^\| C \| 0\.80 \| 25\.50 \| 10 of 1200 \| 40\.00 \(2 of 60 failed\) \| 2 \/ 1 of 30 \| 60 → 90 \| 25% \| 5% \| 500 open; 0 closed by the server; attacker CPU 0\.0 s \|$/m);
   const text = textReport(input);
   assert.ok(text.includes('-- no attack'), text);
   assert.ok(text.includes('calm p99 (ms)'));
