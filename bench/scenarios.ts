@@ -1,7 +1,8 @@
 /**
  * The scenarios of issue 5. The message and handshake scenarios alternate the load between the
  * servers in 100 ms slices, round after round (load.ts); idle memory and the /metrics scrape
- * take one server at a time, round after round.
+ * take one server at a time, round after round. The abuse scenario (one hostile client at a
+ * time) is abuse.ts.
  */
 import { request } from 'node:http';
 import type { AbuseRun, AbuseSettings } from './abuse.js';
