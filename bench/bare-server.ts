@@ -2,8 +2,8 @@
  * Variant A: the floor of this stack. A bare `ws` server speaking the service's echo protocol
  * with the same parsing, validation and replies as src/protocol/messages.ts and the ping/echo handlers
  * (the harness checks the replies are identical), and nothing else: no telemetry, no logs, no
- * routes. Configured like the service's WebSocketServer so the two differ only in what the
- * service adds.
+ * routes but a constant /healthz. Configured like the service's WebSocketServer so the two differ
+ * only in what the service adds.
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -52,8 +52,11 @@ wss.on('connection', (ws: WebSocket) => {
   ws.on('error', () => undefined);
 });
 
-const server = createServer((_req, res) => {
-  res.writeHead(404).end();
+// /healthz is the one route: the abuse scenario times a liveness probe on every server, and this
+// is the cheapest answer one can give, the floor for the service's.
+const server = createServer((req, res) => {
+  if (req.url === '/healthz') res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"status":"ok"}');
+  else res.writeHead(404).end();
 });
 // A module-level listener: a closure here would share the upgrade handler's scope and keep
 // each request alive for its connection's life (the service avoids that too).

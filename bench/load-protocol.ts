@@ -5,6 +5,7 @@
  * short slices and reads each server's CPU accounting (/proc/<pid>/stat) itself at the edges
  * of each round (load.ts says why).
  */
+import type { AttackJob, CalmJob } from './abuse-protocol.js';
 import type { Percentiles } from './stats.js';
 
 export interface Target {
@@ -56,7 +57,7 @@ export interface ConformanceJob {
   readonly frames: readonly string[];
 }
 
-export type Job = InterleaveJob | OpenIdleJob | CloseIdleJob | ConformanceJob;
+export type Job = InterleaveJob | OpenIdleJob | CloseIdleJob | ConformanceJob | CalmJob | AttackJob;
 export type JobRequest = Job & { readonly id: number };
 
 /** One server's share of one round: what happened while it had the load. */

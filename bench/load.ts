@@ -10,6 +10,7 @@
  * that alternate faster than that let every variant meet the same machine.
  */
 import WebSocket from 'ws';
+import { attack, calm } from './abuse-load.js';
 import { echoFrame } from './frames.js';
 import type {
   ConformanceJob,
@@ -455,6 +456,10 @@ function run(request: JobRequest): Promise<unknown> {
       return closeIdle();
     case 'conformance':
       return conformance(request);
+    case 'calm':
+      return calm(request, () => emit({ kind: 'progress', id: request.id, text: 'connected' }));
+    case 'attack':
+      return attack(request);
   }
 }
 

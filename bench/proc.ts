@@ -28,3 +28,18 @@ export function machineBusySeconds(): number {
   const [user, nice, system, , , irq, softirq, steal] = stat.slice(0, stat.indexOf('\n')).trim().split(/\s+/).slice(1).map(Number);
   return (user + nice + system + irq + softirq + steal) / TICKS_PER_SECOND;
 }
+
+/** A `kB` field of /proc/<pid>/status (VmRSS, VmHWM…), in bytes; NaN when absent. */
+export function statusBytes(status: string, field: string): number {
+  const match = new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(status);
+  return match === null ? Number.NaN : Number(match[1]) * 1024;
+}
+
+/**
+ * Resident set now and its peak since the process started (VmHWM, kept by the kernel: no
+ * sampling can miss a spike), bytes.
+ */
+export function processRss(pid: number): { rss: number; peak: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return { rss: statusBytes(status, 'VmRSS'), peak: statusBytes(status, 'VmHWM') };
+}

@@ -3,6 +3,8 @@
  * (paired round by round: a round of A and of the variant ran seconds apart) checked against
  * issue 5's targets, and the tables printed on stdout and written to Markdown.
  */
+import type { AbuseRun, AbuseSettings } from './abuse.js';
+import type { AttackKind, AttackResult } from './abuse-protocol.js';
 import type { Machine } from './machine.js';
 import type { MemoryResult, ScenarioRound, Scenarios, ScrapeResult, Settings } from './scenarios.js';
 import type { SinkCounts } from './sink-protocol.js';
@@ -113,10 +115,125 @@ export type RatioName =
   | 'memory_from_zero'
   | 'memory_heap';
 
+/** One attack against one server, as the abuse table shows it. Times in ms, memory in MiB. */
+export interface AbuseRow {
+  readonly attack: AttackKind;
+  readonly label: string;
+  readonly variant: VariantName;
+  readonly calmP50Ms: number | null;
+  readonly calmP99Ms: number | null;
+  readonly calmSent: number;
+  readonly calmUnanswered: number;
+  /** Calm connections the server closed during the attack. */
+  readonly calmClosed: number;
+  /** null: no /healthz answered 200. */
+  readonly healthzP99Ms: number | null;
+  readonly healthzFailed: number;
+  readonly healthzSent: number;
+  readonly connectsTried: number;
+  readonly connectsRefused: number;
+  readonly connectsFailed: number;
+  readonly rssBeforeMiB: number;
+  readonly rssPeakMiB: number | null;
+  readonly serverCpuPercent: number | null;
+  /** Other processes' CPU in the window, percent of one core. */
+  readonly otherCpuPercent: number;
+  readonly serverExited: string | null;
+  readonly attacker: string;
+}
+
 export interface Summary {
   readonly variants: readonly VariantName[];
   readonly metrics: Record<string, { readonly section: string; readonly label: string; readonly unit: string; readonly digits: number; readonly byVariant: Partial<Record<VariantName, Spread | null>> }>;
   readonly ratios: Partial<Record<VariantName, Record<RatioName, Ratio>>>;
+  /** Attack by attack, server by server; empty when the abuse scenario did not run. */
+  readonly abuse: readonly AbuseRow[];
+}
+
+const MiB = 2 ** 20;
+const finiteOrNull = (value: number): number | null => (Number.isFinite(value) ? value : null);
+
+/** What each attack was, in the settings' own numbers. */
+export function attackLabel(kind: AttackKind, s: AbuseSettings): string {
+  switch (kind) {
+    case 'none':
+      return 'no attack';
+    case 'pipelined_metrics':
+      return `pipelined GET /metrics, ${s.pipelined.sockets} sockets × ${s.pipelined.requests}, never read`;
+    case 'costly_json':
+      return `${(s.costly.bytes / 1e6).toFixed(s.costly.bytes < 1e6 ? 2 : 1)} MB JSON echo of ~${Math.round((s.costly.bytes - 32) / 11 / 1000)}k keys, ${s.costly.rate}/s`;
+    case 'slow_readers':
+      return `${s.slow.connections} slow readers, ${s.slow.payloadBytes / 1024} KiB echoes at ${s.slow.rate}/s each`;
+    case 'hoarding':
+      return `${s.hoard.connections} idle connections hoarded`;
+  }
+}
+
+function tallyText(counts: Readonly<Record<string, number>>): string {
+  return Object.entries(counts)
+    .sort(([, a], [, b]) => b - a)
+    .map(([key, n]) => `${key} ×${n}`)
+    .join(', ');
+}
+
+function bytesText(bytes: number): string {
+  return bytes >= 1e9 ? `${(bytes / 1e9).toFixed(2)} GB` : bytes >= 1e6 ? `${(bytes / 1e6).toFixed(1)} MB` : `${(bytes / 1e3).toFixed(1)} kB`;
+}
+
+/** What the attacker experienced, in words: what it opened and sent, what it got back. */
+export function describeAttacker(a: AttackResult): string {
+  if (a.kind === 'none') return '–';
+  const parts: string[] = [];
+  const refused = Object.values(a.refused).reduce((x, y) => x + y, 0);
+  const unit = a.kind === 'pipelined_metrics' ? 'requests' : 'messages';
+  parts.push(`${a.opened} open${refused > 0 ? `, ${refused} refused (${tallyText(a.refused)})` : ''}${a.failed > 0 ? `, ${a.failed} failed` : ''}`);
+  if (a.sent > 0) parts.push(`${a.sent} ${unit} sent (${bytesText(a.bytesSent)})`);
+  if (a.kind === 'pipelined_metrics') parts.push(`answers read after: ${tallyText(a.answers) || 'none'}`);
+  else if (Object.keys(a.answers).length > 0) parts.push(`answers: ${tallyText(a.answers)}`);
+  parts.push(`${a.closedByServer} closed by the server${Object.keys(a.closeCodes).length > 0 ? ` (${tallyText(a.closeCodes)})` : ''}`);
+  // The attacker shares the load core with the calm client.
+  parts.push(`attacker CPU ${a.cpuSeconds.toFixed(1)} s`);
+  return parts.join('; ');
+}
+
+export function abuseRow(variant: VariantName, run: AbuseRun, settings: AbuseSettings): AbuseRow {
+  const ms = (us: number): number | null => finiteOrNull(us / 1000);
+  const { pings, healthz, connects } = run.calm;
+  return {
+    attack: run.attack,
+    label: attackLabel(run.attack, settings),
+    variant,
+    calmP50Ms: ms(pings.latencyUs.p50),
+    calmP99Ms: ms(pings.latencyUs.p99),
+    calmSent: pings.sent,
+    calmUnanswered: pings.unanswered,
+    calmClosed: run.calm.closed,
+    healthzP99Ms: healthz.ok === 0 ? null : ms(healthz.latencyUs.p99),
+    healthzFailed: healthz.failed,
+    healthzSent: healthz.sent,
+    connectsTried: connects.tried,
+    connectsRefused: connects.refused,
+    connectsFailed: connects.failed,
+    rssBeforeMiB: run.rssBefore / MiB,
+    rssPeakMiB: finiteOrNull(run.rssPeak / MiB),
+    serverCpuPercent: finiteOrNull(run.serverCpu * 100),
+    otherCpuPercent: run.otherCpu * 100,
+    serverExited: run.serverExited ?? null,
+    attacker: describeAttacker(run.attacker),
+  };
+}
+
+/** Attack by attack (in the order they ran), each server in the run's order. */
+export function abuseRows(results: readonly VariantResults[], settings: AbuseSettings): AbuseRow[] {
+  const rows: AbuseRow[] = [];
+  const attacks = [...new Set(results.flatMap((v) => v.scenarios.abuse?.map((r) => r.attack) ?? []))];
+  for (const attack of attacks) {
+    for (const v of results) {
+      const run = v.scenarios.abuse?.find((r) => r.attack === attack);
+      if (run !== undefined) rows.push(abuseRow(v.name, run, settings));
+    }
+  }
+  return rows;
 }
 
 /**
@@ -171,7 +288,7 @@ export function summarise(results: readonly VariantResults[], settings: Settings
       memory_heap: atMost(paired((x) => x.scenarios.idle_memory?.map((m) => m.heapBytesPerConnection)), target.memory),
     };
   }
-  return { variants, metrics, ratios };
+  return { variants, metrics, ratios, abuse: settings.abuse === undefined ? [] : abuseRows(results, settings.abuse) };
 }
 
 function fmt(value: number, digits: number): string {
@@ -206,6 +323,8 @@ interface Table {
   readonly rows: readonly (readonly string[])[];
   /** Row indexes that start a section, with its title. */
   readonly sections: ReadonlyMap<number, string>;
+  /** In text, the last column is prose, read left to right. */
+  readonly proseLast?: boolean;
 }
 
 function metricsTable(summary: Summary, variants: readonly VariantName[]): Table {
@@ -228,9 +347,49 @@ function ratiosTable(summary: Summary, variants: readonly VariantName[]): Table 
   return { header: ['ratio (median, min–max over rounds)', ...others], rows, sections: new Map() };
 }
 
+const ABUSE_HEADER = [
+  'server',
+  'calm p50 (ms)',
+  'calm p99 (ms)',
+  'calm unanswered',
+  '/healthz p99 (ms)',
+  'fresh connects refused / failed',
+  'RSS before → peak (MiB)',
+  'server CPU',
+  "others' CPU",
+  'the attacker',
+] as const;
+
+function abuseTable(rows: readonly AbuseRow[]): Table {
+  const sections = new Map<number, string>();
+  let attack: string | undefined;
+  const cells = rows.map((r, i) => {
+    if (r.label !== attack) {
+      attack = r.label;
+      sections.set(i, r.label);
+    }
+    const num = (value: number | null, digits: number) => (value === null ? '–' : fmt(value, digits));
+    return [
+      r.variant,
+      num(r.calmP50Ms, 2),
+      num(r.calmP99Ms, 2),
+      `${r.calmUnanswered} of ${r.calmSent}${r.calmClosed > 0 ? `, ${r.calmClosed} closed` : ''}`,
+      `${num(r.healthzP99Ms, 2)}${r.healthzFailed > 0 ? ` (${r.healthzFailed} of ${r.healthzSent} failed)` : ''}`,
+      `${r.connectsRefused} / ${r.connectsFailed} of ${r.connectsTried}`,
+      `${fmt(r.rssBeforeMiB, 0)} → ${num(r.rssPeakMiB, 0)}`,
+      r.serverExited === null ? `${num(r.serverCpuPercent, 0)}%` : `server ${r.serverExited}`,
+      `${fmt(r.otherCpuPercent, 0)}%`,
+      r.attacker,
+    ];
+  });
+  return { header: ABUSE_HEADER, rows: cells, sections, proseLast: true };
+}
+
 function textTable(table: Table): string {
   const widths = table.header.map((h, i) => Math.max(h.length, ...table.rows.map((r) => r[i].length)));
-  const line = (cells: readonly string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  const last = table.header.length - 1;
+  const left = (i: number) => i === 0 || (i === last && table.proseLast === true);
+  const line = (cells: readonly string[]) => cells.map((c, i) => (left(i) ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ').trimEnd();
   const out = [line(table.header)];
   table.rows.forEach((row, i) => {
     const title = table.sections.get(i);
@@ -257,34 +416,44 @@ export interface ReportInput {
   readonly durationSeconds: number;
 }
 
-function heading(input: ReportInput): string {
+function heading(input: ReportInput, withRounds: boolean): string {
   const m = input.machine;
   const pinning = m.pinning ? `servers pinned to core ${m.pinning.server}, load to core ${m.pinning.load}` : 'no pinning (taskset missing or one core)';
   const r = input.settings.rounds;
   const c = input.settings.cycles;
   const slice = input.settings.sliceMs;
   const rounds = `load alternating between servers every ${slice} ms; rounds: echo ${r.echo} × ${c.echo} slices, latency ${r.latency} × ${c.latency}, churn ${r.churn} × ${c.churn}, idle ${r.idle}`;
-  return `${m.cores} cores, ${m.cpuModel}, Node ${m.node}, ${m.os}; ${pinning}; ${rounds}; ${Math.round(input.durationSeconds)} s`;
+  return `${m.cores} cores, ${m.cpuModel}, Node ${m.node}, ${m.os}; ${pinning}; ${withRounds ? `${rounds}; ` : ''}${Math.round(input.durationSeconds)} s`;
+}
+
+function abuseHeading(input: ReportInput): string {
+  const a = input.settings.abuse;
+  return `Abuse: one hostile client at a time, ${a.durationMs / 1000} s per attack, a fresh server each; calm client: ${a.calm.connections} connections, ${a.calm.rate} pings/s, GET /healthz every ${a.calm.healthzEveryMs} ms, a fresh connection every ${a.calm.connectEveryMs} ms`;
+}
+
+/** Whether any scenario but abuse ran (--only abuse leaves the other tables all n/a). */
+function hasMetrics(summary: Summary): boolean {
+  return Object.values(summary.metrics).some((m) => Object.values(m.byVariant).some((s) => s !== null && s !== undefined));
 }
 
 export function textReport(input: ReportInput): string {
+  const abuse = input.summary.abuse ?? [];
+  const tables = hasMetrics(input.summary) || abuse.length === 0;
   return [
-    heading(input),
+    heading(input, tables),
     '',
-    textTable(metricsTable(input.summary, input.summary.variants)),
-    '',
-    textTable(ratiosTable(input.summary, input.summary.variants)),
-    '',
+    ...(tables ? [textTable(metricsTable(input.summary, input.summary.variants)), '', textTable(ratiosTable(input.summary, input.summary.variants)), ''] : []),
+    ...(abuse.length === 0 ? [] : [abuseHeading(input), textTable(abuseTable(abuse)), '']),
   ].join('\n');
 }
 
 export function markdownReport(input: ReportInput): string {
+  const abuse = input.summary.abuse ?? [];
+  const tables = hasMetrics(input.summary) || abuse.length === 0;
   return [
-    `_${heading(input)}_`,
+    `_${heading(input, tables)}_`,
     '',
-    markdownTable(metricsTable(input.summary, input.summary.variants)),
-    '',
-    markdownTable(ratiosTable(input.summary, input.summary.variants)),
-    '',
+    ...(tables ? [markdownTable(metricsTable(input.summary, input.summary.variants)), '', markdownTable(ratiosTable(input.summary, input.summary.variants)), ''] : []),
+    ...(abuse.length === 0 ? [] : [`_${abuseHeading(input)}_`, '', markdownTable(abuseTable(abuse)), '']),
   ].join('\n');
 }

@@ -5,9 +5,10 @@
  * after round. The table goes to stdout, progress to stderr, the full results to
  * bench/results/latest.json (and .md).
  *
- *   node dist/bench/run.js                 full run, about 11 minutes on 2 cores
+ *   node dist/bench/run.js                 full run, about 11 minutes on 2 cores and 1.5 more for abuse
  *   node dist/bench/run.js --tiny          seconds: proves the harness works, measures nothing
  *   node dist/bench/run.js --rounds 5 --variants A,C,D --only echo_64 --out /tmp/r.json
+ *   node dist/bench/run.js --only abuse --variants A,C   one hostile client at a time (abuse.ts); A and C unless --variants
  *   node dist/bench/run.js --profile C,D   --cpu-prof of each server at 64 B saturation (--profile-payload 1024,
  *                                          or --profile-churn: handshakes instead of messages)
  */
@@ -15,6 +16,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { ABUSE_DEFAULT_VARIANTS, abuseEnv, runAbuse, type AbuseSettings } from './abuse.js';
 import { detectPinning, pinSelf } from './children.js';
 import { Generator, Sink } from './generator.js';
 import { describeMachine, type Machine } from './machine.js';
@@ -49,6 +51,19 @@ const FULL: Settings = {
   latency: { connections: 64, payloadBytes: 64 },
   churn: { concurrency: 16 },
   idle: { connections: 10_000, concurrency: 200, settleMs: 1000, scrapes: 20 },
+  abuse: {
+    durationMs: 6000,
+    graceMs: 2000,
+    calm: { connections: 4, rate: 200, healthzEveryMs: 100, connectEveryMs: 200 },
+    pipelined: { sockets: 20, requests: 2200 },
+    drainMs: 1000,
+    costly: { rate: 5, bytes: 1_000_000 },
+    // Under the default rate limit (100/s), so every echo is answered rather than refused: what
+    // is tested is the buffering of replies nobody reads. 6 s of it asks 4.7 MiB a connection,
+    // past MAX_BUFFERED_BYTES (4 MiB) if the attacker gets it all out.
+    slow: { connections: 500, rate: 50, payloadBytes: 16_384 },
+    hoard: { connections: 2000, concurrency: 100 },
+  },
 };
 
 const TINY: Settings = {
@@ -61,6 +76,16 @@ const TINY: Settings = {
   latency: { connections: 8, payloadBytes: 64 },
   churn: { concurrency: 4 },
   idle: { connections: 500, concurrency: 50, settleMs: 100, scrapes: 3 },
+  abuse: {
+    durationMs: 600,
+    graceMs: 500,
+    calm: { connections: 2, rate: 50, healthzEveryMs: 100, connectEveryMs: 200 },
+    pipelined: { sockets: 2, requests: 20 },
+    drainMs: 100,
+    costly: { rate: 5, bytes: 50_000 },
+    slow: { connections: 5, rate: 10, payloadBytes: 16_384 },
+    hoard: { connections: 50, concurrency: 25 },
+  },
 };
 
 /** File descriptors a process needs beyond the idle connections it holds. */
@@ -165,10 +190,17 @@ async function main(): Promise<void> {
     idleConnections = Math.max(100, machine.fdLimit - FD_HEADROOM);
     warnings.push(`open-file limit ${machine.fdLimit} is too low for ${base.idle.connections} idle connections; measured ${idleConnections} (raise it with ulimit -n)`);
   }
+  let hoard = base.abuse.hoard.connections;
+  if (machine.fdLimit < hoard + FD_HEADROOM) {
+    hoard = Math.max(100, machine.fdLimit - FD_HEADROOM);
+    warnings.push(`open-file limit ${machine.fdLimit} is too low to hoard ${base.abuse.hoard.connections} connections; measured ${hoard}`);
+  }
+  const abuse: AbuseSettings = { ...base.abuse, hoard: { ...base.abuse.hoard, connections: hoard } };
   const settings: Settings = {
     ...base,
     rounds: values.rounds === undefined ? base.rounds : scaleRounds(base.rounds, Math.max(1, Number(values.rounds))),
     idle: { ...base.idle, connections: idleConnections },
+    abuse,
   };
   const names = variantList(values.variants);
   const only = scenarioList(values.only);
@@ -183,6 +215,8 @@ async function main(): Promise<void> {
   const quiet = { ms: values.tiny ? 0 : 180_000 };
   const sink = await Sink.start(pinning?.load);
   const generator = await Generator.start(pinning?.load);
+  // A second load process, so an attack's own work stays out of the calm client's event loop.
+  const attacker = only.has('abuse') ? await Generator.start(pinning?.load) : undefined;
   const servers = new Map<VariantName, ServerProcess>();
   const results: Results['variants'][number][] = [];
   const start = async (name: VariantName): Promise<ServerProcess> => {
@@ -215,7 +249,8 @@ async function main(): Promise<void> {
     }
     // What the sink counts from here on is the long-lived servers' exports alone.
     await sink.reset();
-    for (const name of names) servers.set(name, await start(name));
+    const interleavedWanted = (['churn', 'echo_64', 'latency_half_load', 'echo_1k'] as const).some((s) => only.has(s));
+    if (interleavedWanted) for (const name of names) servers.set(name, await start(name));
     const run = async (scenario: 'echo_64' | 'echo_1k' | 'latency_half_load' | 'churn', options: InterleaveOptions): Promise<void> => {
       if (!only.has(scenario)) return;
       await waitForQuiet(quiet);
@@ -234,7 +269,7 @@ async function main(): Promise<void> {
 
     const counts = await sink.counts();
     for (const name of names) {
-      const server = servers.get(name)!;
+      const server = servers.get(name);
       const variant = VARIANTS[name];
       const sinkCounts = Object.fromEntries(
         Object.entries(counts)
@@ -246,13 +281,28 @@ async function main(): Promise<void> {
         title: variant.title,
         env: variant.env(`http://127.0.0.1:<sink>/${name}`),
         scenarios: scenarios.get(name)!,
-        logBytes: server.logBytes,
-        ...(variant.noMetrics === undefined ? { messagesHandled: await messagesHandled(server) } : {}),
+        logBytes: server?.logBytes ?? 0,
+        ...(variant.noMetrics === undefined && server !== undefined ? { messagesHandled: await messagesHandled(server) } : {}),
         ...(variant.exports ? { sink: sinkCounts } : {}),
       });
     }
+
+    if (attacker !== undefined) {
+      // Alone on the server core: the long-lived servers are done.
+      await Promise.all([...servers.values()].map((s) => s.stop()));
+      const targets = values.variants === undefined ? names.filter((n) => ABUSE_DEFAULT_VARIANTS.includes(n)) : names;
+      progress(`abuse: ${settings.abuse.durationMs / 1000} s per attack against each of ${targets.join(' ')}, a fresh server each`);
+      const startAbused = async (name: VariantName): Promise<ServerProcess> => {
+        const server = await ServerProcess.start({ script: VARIANTS[name].script, env: abuseEnv(name, `${sink.endpoint}/${name}`) }, pinning?.server);
+        await checkConformance(server, generator);
+        return server;
+      };
+      const runs = await runAbuse(targets, settings.abuse, startAbused, generator, attacker, () => waitForQuiet(quiet), progress);
+      for (const [name, r] of runs) scenarios.get(name)!.abuse = r;
+    }
   } finally {
     await Promise.all([...servers.values()].map((s) => s.stop()));
+    await attacker?.stop();
     await generator.stop();
     await sink.stop();
   }
@@ -272,6 +322,12 @@ async function main(): Promise<void> {
           warnings.push(`${v.name} ${scenario} round ${i + 1}: load generator at ${(r.generatorCpuUtilization * 100).toFixed(0)}% of its core`);
         }
       }
+    }
+  }
+  for (const v of results) {
+    for (const run of v.scenarios.abuse ?? []) {
+      if (run.otherCpu > 0.25) warnings.push(`${v.name} abuse ${run.attack}: other processes used ${(run.otherCpu * 100).toFixed(0)}% of a core`);
+      if (run.serverExited !== undefined) warnings.push(`${v.name} abuse ${run.attack}: the server ${run.serverExited}`);
     }
   }
   for (const w of warnings.slice(0, 20)) progress(`warning: ${w}`);

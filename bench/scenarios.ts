@@ -1,15 +1,17 @@
 /**
  * The scenarios of issue 5. The message and handshake scenarios alternate the load between the
  * servers in 100 ms slices, round after round (load.ts); idle memory and the /metrics scrape
- * take one server at a time, round after round.
+ * take one server at a time, round after round. The abuse scenario (one hostile client at a
+ * time) is abuse.ts.
  */
 import { request } from 'node:http';
+import type { AbuseRun, AbuseSettings } from './abuse.js';
 import { CONFORMANCE } from './frames.js';
 import type { Generator } from './generator.js';
 import type { ConformanceResult, InterleaveJob, InterleaveKind, InterleaveResult, OpenIdleResult, Round } from './load-protocol.js';
 import type { ServerProcess } from './server-process.js';
 
-export const SCENARIO_NAMES = ['echo_64', 'echo_1k', 'latency_half_load', 'idle_memory', 'churn', 'metrics_scrape'] as const;
+export const SCENARIO_NAMES = ['echo_64', 'echo_1k', 'latency_half_load', 'idle_memory', 'churn', 'metrics_scrape', 'abuse'] as const;
 export type ScenarioName = (typeof SCENARIO_NAMES)[number];
 
 export interface Settings {
@@ -26,6 +28,7 @@ export interface Settings {
   readonly latency: { readonly connections: number; readonly payloadBytes: number };
   readonly churn: { readonly concurrency: number };
   readonly idle: { readonly connections: number; readonly concurrency: number; readonly settleMs: number; readonly scrapes: number };
+  readonly abuse: AbuseSettings;
 }
 
 /** One round of an interleaved scenario for one server, with what the report reads from it. */
@@ -82,6 +85,8 @@ export interface Scenarios {
   readonly churn: readonly ScenarioRound[];
   readonly idle_memory: readonly MemoryResult[];
   readonly metrics_scrape: readonly (ScrapeResult | NotApplicable)[];
+  /** One run per attack, in ATTACKS order (abuse-protocol.ts). */
+  readonly abuse: readonly AbuseRun[];
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

@@ -87,3 +87,6 @@ export const VARIANTS: Readonly<Record<VariantName, Variant>> = {
     exports: true,
   },
 };
+
+/** The limits the throughput load lifts (LOG_LEVEL is the default anyway): the abuse scenario puts them back. */
+export const LOAD_LIMIT_KEYS: readonly string[] = Object.keys(LOAD_LIMITS).filter((key) => key !== 'LOG_LEVEL');

@@ -1,7 +1,8 @@
 /**
  * The benchmark harness in its tiny mode: proves `npm run bench` works end to end (every
- * variant's server, the load generator, the OTLP sink, every scenario) and writes well-formed
- * results. It asserts no timing: the numbers of a tiny run on a shared machine mean nothing.
+ * variant's server, the load generator, the OTLP sink, every scenario, every attack of the
+ * abuse scenario against A and C) and writes well-formed results. It asserts no timing: the
+ * numbers of a tiny run on a shared machine mean nothing.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -10,6 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { ABUSE_DEFAULT_VARIANTS } from '../bench/abuse.js';
+import { ATTACKS } from '../bench/abuse-protocol.js';
 import type { Results } from '../bench/run.js';
 import { SCENARIO_NAMES } from '../bench/scenarios.js';
 import { VARIANT_NAMES } from '../bench/variants.js';
@@ -58,7 +61,9 @@ test('tiny mode runs every variant and scenario and writes well-formed results',
 
   for (const variant of VARIANT_NAMES) {
     const v = results.variants.find((x) => x.name === variant)!;
-    assert.deepEqual(Object.keys(v.scenarios).sort(), [...SCENARIO_NAMES].sort(), `${variant} has every scenario`);
+    // Without --variants, the abuse scenario takes A and C only.
+    const expected = SCENARIO_NAMES.filter((s) => s !== 'abuse' || ABUSE_DEFAULT_VARIANTS.includes(variant));
+    assert.deepEqual(Object.keys(v.scenarios).sort(), [...expected].sort(), `${variant} has every scenario`);
     for (const [path, n] of numbers(v.scenarios)) assert.ok(Number.isFinite(n), `${variant}${path} = ${n}`);
     for (const [where, { rounds: kind, paths }] of Object.entries(POSITIVE)) {
       const rounds = (v.scenarios as Record<string, unknown[]>)[where];
@@ -76,6 +81,38 @@ test('tiny mode runs every variant and scenario and writes well-formed results',
     const exported = variant === 'D' ? ['traces', 'logs'] : variant === 'E' ? ['logs'] : [];
     for (const signal of exported) assert.ok((v.sink?.[signal]?.items ?? 0) > 0, `${variant} exported ${signal} to the sink`);
   }
+
+  const abuse = results.settings.abuse;
+  for (const variant of ABUSE_DEFAULT_VARIANTS) {
+    const runs = results.variants.find((x) => x.name === variant)!.scenarios.abuse!;
+    assert.deepEqual(runs.map((r) => r.attack), [...ATTACKS], `${variant} met every attack in order`);
+    for (const run of runs) {
+      const where = `${variant} ${run.attack}`;
+      assert.equal(run.serverExited, undefined, `${where}: the server survived`);
+      assert.ok(run.rssBefore > 0 && run.rssPeak >= run.rssBefore, `${where}: RSS ${run.rssBefore} → ${run.rssPeak}`);
+      const { pings, healthz, connects } = run.calm;
+      assert.ok(pings.sent > 0 && pings.answered + pings.unanswered === pings.sent, `${where}: pings ${JSON.stringify(pings)}`);
+      assert.ok(pings.answered > 0 && pings.latencyUs.p50 > 0 && pings.latencyUs.p99 >= pings.latencyUs.p50, `${where}: ping latency`);
+      assert.ok(healthz.ok > 0 && healthz.latencyUs.p99 > 0, `${where}: /healthz answered (the bare server's too)`);
+      assert.ok(connects.tried > 0 && connects.opened + connects.refused + connects.failed <= connects.tried, `${where}: fresh connects`);
+      const a = run.attacker;
+      assert.equal(a.kind, run.attack);
+      if (run.attack === 'pipelined_metrics') {
+        assert.equal(a.opened, abuse.pipelined.sockets, where);
+        assert.equal(a.sent, abuse.pipelined.sockets * abuse.pipelined.requests, where);
+        // The service answers 200; the bare server, which has no /metrics, 404.
+        assert.ok((a.answers[variant === 'A' ? '404' : '200'] ?? 0) > 0, `${where}: answers ${JSON.stringify(a.answers)}`);
+      }
+      if (run.attack === 'costly_json') assert.ok(a.sent > 0 && (a.answers.echo ?? 0) > 0, `${where}: ${JSON.stringify(a)}`);
+      if (run.attack === 'slow_readers') assert.ok(a.opened === abuse.slow.connections && a.bytesSent > 0, `${where}: ${JSON.stringify(a)}`);
+      if (run.attack === 'hoarding') assert.equal(a.opened, abuse.hoard.connections, where);
+    }
+  }
+  assert.deepEqual(
+    results.summary.abuse.map((r) => `${r.attack} ${r.variant}`),
+    ATTACKS.flatMap((attack) => ABUSE_DEFAULT_VARIANTS.map((v) => `${attack} ${v}`)),
+  );
+  assert.ok(stdout.includes('Abuse: one hostile client at a time'), 'the abuse table is on stdout');
 
   for (const variant of ['B', 'C', 'D', 'E'] as const) {
     const ratios = results.summary.ratios[variant]!;
