@@ -103,7 +103,9 @@ export async function runAbuse(
         const calm = await calmDone;
         const seconds = (performance.now() - began) / 1000;
         const alive = exited === undefined;
-        const rssPeak = alive ? processRss(server.pid).peak : Number.NaN;
+        // The kernel's RSS counters are kept per thread and summed lazily, so VmHWM can read a
+        // little below a VmRSS taken earlier: the peak is at least what was seen before.
+        const rssPeak = alive ? Math.max(processRss(server.pid).peak, before) : Number.NaN;
         const serverCpuSeconds = alive ? processCpuSeconds(server.pid) - cpuBefore : Number.NaN;
         const busy = machineBusySeconds() - busyBefore;
         const attackResult = await attackDone;

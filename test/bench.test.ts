@@ -100,10 +100,20 @@ test('tiny mode runs every variant and scenario and writes well-formed results',
       if (run.attack === 'pipelined_metrics') {
         assert.equal(a.opened, abuse.pipelined.sockets, where);
         assert.equal(a.sent, abuse.pipelined.sockets * abuse.pipelined.requests, where);
-        // The service answers 200; the bare server, which has no /metrics, 404.
-        assert.ok((a.answers[variant === 'A' ? '404' : '200'] ?? 0) > 0, `${where}: answers ${JSON.stringify(a.answers)}`);
+        if (variant === 'A') {
+          // The bare server has no /metrics: it answers every request 404.
+          assert.ok((a.answers['404'] ?? 0) > 0, `${where}: answers ${JSON.stringify(a.answers)}`);
+        } else {
+          // What the service's attacker reads back depends on its pipelining bound (answered, or
+          // the socket ended unread): only that whatever it read was an HTTP status is certain.
+          for (const status of Object.keys(a.answers)) assert.match(status, /^[1-5]\d\d$/, `${where}: answers ${JSON.stringify(a.answers)}`);
+        }
       }
-      if (run.attack === 'costly_json') assert.ok(a.sent > 0 && (a.answers.echo ?? 0) > 0, `${where}: ${JSON.stringify(a)}`);
+      if (run.attack === 'costly_json') {
+        // Echoed, refused with an error code, or closed for size: the server answered somehow.
+        const answered = Object.values(a.answers).reduce((sum, n) => sum + n, 0);
+        assert.ok(a.sent > 0 && (answered > 0 || a.closedByServer > 0), `${where}: ${JSON.stringify(a)}`);
+      }
       if (run.attack === 'slow_readers') assert.ok(a.opened === abuse.slow.connections && a.bytesSent > 0, `${where}: ${JSON.stringify(a)}`);
       if (run.attack === 'hoarding') assert.equal(a.opened, abuse.hoard.connections, where);
     }

@@ -151,7 +151,7 @@ export function createInstruments(meter: Meter, sources: InstrumentSources): Ins
   const countRejectedHttpRequest = reasonCounter(
     meter,
     'rejected_http_requests',
-    'HTTP requests refused before reaching a route (body, timeout, oversized or malformed headers), by reason',
+    'HTTP requests and connections refused before reaching a route (body, timeout, oversized or malformed headers, pipelined backlog, connection cap), by reason',
     HTTP_REJECT_REASONS,
   );
   const countServerClose = reasonCounter(
