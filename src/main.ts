@@ -75,6 +75,8 @@ installProcessErrorHandlers({
  * directly and once more through npm, which forwards SIGINT and SIGTERM to its child.
  */
 const REPEATED_SIGNAL_MS = 250;
+/** How long a second signal's exit waits for held log lines to reach stdout. */
+const SECOND_SIGNAL_FLUSH_MS = 200;
 
 let first: { readonly signal: NodeJS.Signals; readonly at: number } | undefined;
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
@@ -85,8 +87,9 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
         return;
       }
       logger.warn({ signal }, 'second signal during shutdown: exiting now');
-      logger.flush();
-      process.exit(SIGNAL_EXIT_CODES[signal]);
+      // At once, yet with what stdout still holds written if it drains within a moment.
+      void closeLogger(SECOND_SIGNAL_FLUSH_MS).finally(() => process.exit(SIGNAL_EXIT_CODES[signal]));
+      return;
     }
     first = { signal, at: performance.now() };
     logger.info({ signal }, 'signal received: starting graceful shutdown');

@@ -22,7 +22,7 @@ import { WebSocketServer } from 'ws';
 import type { Config } from './config/config.js';
 import { createBurstLog } from './http/burst-log.js';
 import { createClientAddress } from './http/client-address.js';
-import { fitToFileLimit, openFileLimit } from './http/fd-limit.js';
+import { connectionCaps, openFileLimit } from './http/fd-limit.js';
 import { createClientErrorHandler } from './http/guard.js';
 import { createRequestHandler, type RouteDeps } from './http/routes.js';
 import { closeHttpServer, createHttpServer, listen, type HttpHandlers } from './http/server.js';
@@ -68,12 +68,22 @@ export interface ServiceDeps {
 
 export function createService(deps: ServiceDeps): Service {
   const { config, telemetry, logger } = deps;
+  const fileLimit = openFileLimit();
+  const caps = connectionCaps(
+    {
+      http: config.http.maxConnections,
+      websockets: config.limits.maxConnections,
+      perClient: config.limits.maxConnectionsPerClient,
+      metricsPort: config.http.metricsPort !== undefined,
+    },
+    fileLimit,
+  );
   const connections = new ConnectionRegistry();
   const sendBudget = new SendBudget(config.limits.maxTotalBufferedBytes, () => connections.values());
   const instruments = createInstruments(telemetry.meter, {
     liveConnections: () => connections.size,
     bufferedBytes: () => sendBudget.recount(),
-    maxConnections: config.limits.maxConnections,
+    maxConnections: caps.websockets,
     recording: telemetry.state() !== 'disabled',
   });
   let state: LifecycleState = 'idle';
@@ -115,8 +125,8 @@ export function createService(deps: ServiceDeps): Service {
     accepting: () => state === 'running' || state === 'draining',
     admit: createAdmission(config.admission),
     liveConnections: () => connections.size,
-    maxConnections: config.limits.maxConnections,
-    clientLimit: new ClientLimit(config.limits.maxConnectionsPerClient),
+    maxConnections: caps.websockets,
+    clientLimit: new ClientLimit(caps.perClient),
     clientAddress: createClientAddress(config.http.trustedProxies),
     onConnection(ws, handshake, req) {
       const connection = new Connection(
@@ -131,9 +141,22 @@ export function createService(deps: ServiceDeps): Service {
     },
   });
 
+  // /readyz reports the last collection's failure instead of running one: a collection resets
+  // the event-loop delay histogram, and an unauthenticated probe must not reset what Prometheus reads.
+  let lastScrapeError: string | undefined;
   const routeDeps: RouteDeps = {
     telemetry,
-    scrape: singleFlight(() => telemetry.scrape()),
+    scrape: singleFlight(async () => {
+      try {
+        const body = await telemetry.scrape();
+        lastScrapeError = undefined;
+        return body;
+      } catch (err) {
+        lastScrapeError = err instanceof Error ? err.message : String(err);
+        throw err;
+      }
+    }),
+    lastScrapeError: () => lastScrapeError,
     instruments,
     logger,
     wsPath: config.wsPath,
@@ -148,14 +171,13 @@ export function createService(deps: ServiceDeps): Service {
   const BURST_WINDOW_MS = 10_000;
   const droppedLog = createBurstLog(BURST_WINDOW_MS, (connections, suppressed) =>
     logger.warn(
-      { reason: 'max_http_connections', connections, suppressed, max_http_connections: maxHttpConnections },
+      { reason: 'max_http_connections', connections, suppressed, max_http_connections: caps.http },
       'TCP connections refused: MAX_HTTP_CONNECTIONS reached',
     ),
   );
   const acceptLog = createBurstLog(BURST_WINDOW_MS, (failures, suppressed) =>
     logger.error({ failures, suppressed }, 'accepting connections failed: out of file descriptors'),
   );
-  let maxHttpConnections = config.http.maxConnections;
   const serverHandlers = (name: string): Pick<HttpHandlers, 'clientError' | 'drop'> & { error: (err: Error & { code?: string }) => void } => ({
     clientError: createClientErrorHandler({ instruments, logger }),
     drop() {
@@ -176,22 +198,26 @@ export function createService(deps: ServiceDeps): Service {
   async function start(): Promise<AddressInfo> {
     if (state !== 'idle') throw new Error(`service cannot start from state ${state}`);
     state = 'starting';
-    const fileLimit = openFileLimit();
-    maxHttpConnections = fitToFileLimit(config.http.maxConnections, fileLimit);
-    if (maxHttpConnections < config.http.maxConnections) {
+    if (caps.lowered) {
       logger.warn(
-        { configured: config.http.maxConnections, applied: maxHttpConnections, open_file_limit: fileLimit },
+        {
+          configured: config.http.maxConnections,
+          applied: caps.http,
+          max_connections: caps.websockets,
+          max_connections_per_client: caps.perClient,
+          open_file_limit: fileLimit,
+        },
         'MAX_HTTP_CONNECTIONS lowered to fit the open-file limit (ulimit -n)',
       );
     }
     const main = serverHandlers('main');
-    const http = createHttpServer(config.http, maxHttpConnections, { request: onRequest, upgrade: onUpgrade, ...main });
+    const http = createHttpServer(config.http, caps.http, { request: onRequest, upgrade: onUpgrade, ...main });
     server = http;
     address = await listen(http, config.port, config.host);
     http.on('error', main.error);
     if (config.http.metricsPort !== undefined) {
       const metricsHandlers = serverHandlers('metrics');
-      const metricsHttp = createHttpServer(config.http, maxHttpConnections, {
+      const metricsHttp = createHttpServer(config.http, caps.metrics, {
         // No WebSocket endpoint here: '' matches no request path.
         request: createRequestHandler({ ...routeDeps, wsPath: '' }, ['/metrics']),
         ...metricsHandlers,

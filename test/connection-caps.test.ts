@@ -4,6 +4,7 @@ import { connect, type Socket } from 'node:net';
 import { after, test } from 'node:test';
 import WebSocket from 'ws';
 import { createClientAddress } from '../src/http/client-address.js';
+import { connectionCaps, FD_RESERVE, METRICS_PORT_CONNECTIONS } from '../src/http/fd-limit.js';
 import { eventually, killChildren, sampleValue, scrape, spawnService, startHarness, withTimeout } from './helpers.js';
 import type { IncomingMessage } from 'node:http';
 
@@ -155,10 +156,30 @@ test('open-file limit: the connection bound fits under it, so exhaustion is refu
     const samples = await scrape(`http://127.0.0.1:${port}`);
     assert.ok(sampleValue(samples, 'rejected_http_requests_total', { reason: 'max_http_connections' }) >= 50);
     assert.equal(svc.lines.filter((l) => l.message === 'TCP connections refused: MAX_HTTP_CONNECTIONS reached').length, 1);
-    assert.ok(svc.lines.some((l) => l.message === 'MAX_HTTP_CONNECTIONS lowered to fit the open-file limit (ulimit -n)'));
+    const lowered = svc.lines.find((l) => l.message === 'MAX_HTTP_CONNECTIONS lowered to fit the open-file limit (ulimit -n)');
+    assert.ok(lowered);
+    // WebSockets follow the TCP bound down, so a server full of them still takes a /healthz probe.
+    assert.deepEqual([lowered.applied, lowered.max_connections], [FILES - FD_RESERVE, FILES - 2 * FD_RESERVE]);
+    assert.equal(sampleValue(samples, 'max_connections', {}), FILES - 2 * FD_RESERVE);
   } finally {
     for (const s of sockets) s.destroy();
     svc.child.kill('SIGKILL');
     await once(svc.child, 'exit').catch(() => {});
   }
+});
+
+test('connection caps: one descriptor budget for the main port, the metrics port and the WebSockets under them', () => {
+  const configured = { http: 11_000, websockets: 10_000, perClient: 1000, metricsPort: false };
+  // A limit that leaves room changes nothing.
+  assert.deepEqual(connectionCaps(configured, 1_048_576), { http: 11_000, metrics: 0, websockets: 10_000, perClient: 1000, lowered: false });
+  assert.deepEqual(connectionCaps(configured, undefined), { http: 11_000, metrics: 0, websockets: 10_000, perClient: 1000, lowered: false });
+  // ulimit -n 1024: the TCP bound fits under it, WebSockets stay FD_RESERVE below that, and one
+  // client can no longer hold more than all of them.
+  assert.deepEqual(connectionCaps(configured, 1024), { http: 1024 - FD_RESERVE, metrics: 0, websockets: 1024 - 2 * FD_RESERVE, perClient: 1024 - 2 * FD_RESERVE, lowered: true });
+  // The metrics port's connections come out of the same budget.
+  const withMetrics = connectionCaps({ ...configured, metricsPort: true }, 1024);
+  assert.equal(withMetrics.metrics, METRICS_PORT_CONNECTIONS);
+  assert.equal(withMetrics.http + withMetrics.metrics, 1024 - FD_RESERVE);
+  // Per-client 0 stays off.
+  assert.equal(connectionCaps({ ...configured, perClient: 0 }, 1024).perClient, 0);
 });

@@ -11,7 +11,7 @@ import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { after, test } from 'node:test';
 import { trace } from '@opentelemetry/api';
-import { Client, killChildren, MAIN, sampleValue, scrape, startChild, startHarness, withTimeout } from './helpers.js';
+import { Client, eventually, killChildren, MAIN, sampleValue, scrape, startChild, startHarness, withTimeout } from './helpers.js';
 import { rawExchange } from './raw-ws.js';
 import { BoundedStdout } from '../src/telemetry/logger.js';
 import { CLIENT_STRING_MAX_CHARS } from '../src/telemetry/bounded.js';
@@ -167,7 +167,12 @@ test('a 15 KB path and User-Agent give bounded log lines and span attributes; th
     assert.match(path, new RegExp(`…\\[truncated ${longPath.length - CLIENT_STRING_MAX_CHARS} chars\\]$`));
     for (const l of harness.logs) assert.ok(JSON.stringify(l).length < 2048, `a bounded line: ${l.message}`);
 
-    const spans = harness.spans.getFinishedSpans();
+    // The SDK holds the first spans until the resource's asynchronous attributes settle.
+    const spans = await eventually(() => {
+      const finished = harness.spans.getFinishedSpans();
+      const statuses = finished.map((s) => s.attributes['http.response.status_code']);
+      return statuses.includes(404) && statuses.includes(101) ? finished : undefined;
+    }, 5000, 'both handshake spans exported');
     const refusedSpan = spans.find((s) => s.attributes['http.response.status_code'] === 404)!;
     assert.equal(refusedSpan.attributes['url.path'], path);
     const connectedSpan = spans.find((s) => s.attributes['http.response.status_code'] === 101)!;

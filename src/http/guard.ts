@@ -96,7 +96,7 @@ export function admitPipelined(req: IncomingMessage, maxOutstanding: number, pat
   if (socket.destroyed) return false;
   if ((inProgress.get(socket)?.size ?? 0) <= maxOutstanding) return true;
   overflowed.add(socket);
-  logRefusal(deps, req.headers, { reason: 'pipeline_limit', client_address: socket.remoteAddress, path });
+  logRefusal(deps, req.headers, { reason: 'pipeline_limit', client_address: socket.remoteAddress, path: bounded(path) });
   socket.destroy();
   return false;
 }

@@ -1,5 +1,5 @@
 /**
- * /readyz: ready only when the telemetry SDK has started and its metric reader can collect,
+ * /readyz: ready only when the telemetry SDK has started and the last collection did not fail,
  * the server is listening and it is not draining. OTLP export trouble is reported as a
  * degraded check that does not fail readiness: a collector outage must not take a fleet out
  * of rotation.
@@ -21,26 +21,27 @@ export interface Readiness {
 
 export interface ReadinessSources {
   readonly telemetry: Telemetry;
-  /** The telemetry's scrape behind one shared collection (single-flight.ts). */
-  readonly scrape: () => Promise<string>;
+  /** The last /metrics collection's error, undefined once one succeeds. */
+  readonly lastScrapeError: () => string | undefined;
   readonly listening: () => boolean;
   readonly draining: () => boolean;
 }
 
-async function sdkCheck(telemetry: Telemetry, scrape: () => Promise<string>): Promise<Check> {
+/**
+ * The SDK's state, and whether the last collection failed. No collection is run here: it would
+ * cost a full one per probe, and the runtime instrumentation resets its event-loop delay
+ * histogram at every collection, so probes would shorten the window /metrics reports.
+ */
+function sdkCheck(telemetry: Telemetry, lastScrapeError: string | undefined): Check {
   const state = telemetry.state();
   if (state === 'disabled') return { status: 'disabled', detail: 'OTEL_SDK_DISABLED=true' };
   if (state === 'stopped') return { status: 'fail', detail: 'SDK shut down' };
-  try {
-    await scrape();
-    return { status: 'ok' };
-  } catch (err) {
-    return { status: 'fail', detail: `metric reader cannot collect: ${(err as Error).message}` };
-  }
+  if (lastScrapeError !== undefined) return { status: 'fail', detail: `metric reader cannot collect: ${lastScrapeError}` };
+  return { status: 'ok' };
 }
 
-export async function checkReadiness(sources: ReadinessSources): Promise<Readiness> {
-  const telemetrySdk = await sdkCheck(sources.telemetry, sources.scrape);
+export function checkReadiness(sources: ReadinessSources): Readiness {
+  const telemetrySdk = sdkCheck(sources.telemetry, sources.lastScrapeError());
   const server: Check = sources.listening() ? { status: 'ok' } : { status: 'fail', detail: 'not listening' };
   const draining: Check = sources.draining() ? { status: 'fail', detail: 'shutting down' } : { status: 'ok' };
   const exportStatus = sources.telemetry.exportStatus();

@@ -17,6 +17,8 @@ export interface RouteDeps extends ReadinessSources {
   readonly instruments: Instruments;
   readonly logger: Logger;
   readonly wsPath: string;
+  /** The telemetry's scrape behind one shared collection (single-flight.ts). */
+  readonly scrape: () => Promise<string>;
   /** HTTP_MAX_PIPELINED_REQUESTS: unanswered requests one socket may have before it is closed. */
   readonly maxPipelinedRequests: number;
 }
@@ -46,8 +48,8 @@ function healthz(_req: IncomingMessage, res: ServerResponse): void {
   sendJson(res, 200, { status: 'ok' });
 }
 
-async function readyz(_req: IncomingMessage, res: ServerResponse, deps: RouteDeps): Promise<void> {
-  const readiness = await checkReadiness(deps);
+function readyz(_req: IncomingMessage, res: ServerResponse, deps: RouteDeps): void {
+  const readiness = checkReadiness(deps);
   sendJson(res, readiness.ready ? 200 : 503, {
     status: readiness.ready ? 'ready' : 'not_ready',
     checks: readiness.checks,

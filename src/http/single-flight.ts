@@ -1,7 +1,7 @@
 /**
- * One collection at a time, shared by every caller that arrives while it runs. /metrics and
- * /readyz are unauthenticated and each would otherwise run a full collection: a burst of them
- * (pipelined on one socket or spread over many) costs one collection, not one per request.
+ * One collection at a time, shared by every caller that arrives while it runs. /metrics is
+ * unauthenticated and would otherwise run a full collection per request: a burst (pipelined on
+ * one socket or spread over many) costs one collection, not one per request.
  */
 export function singleFlight<T>(work: () => Promise<T>): () => Promise<T> {
   let running: Promise<T> | undefined;

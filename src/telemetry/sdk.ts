@@ -116,6 +116,8 @@ export function startTelemetry(config: TelemetryConfig, logger: Logger, extras: 
   const prometheus = new PrometheusExporter({ preventServerStart: true, withoutScopeInfo: true, metricProducers: [local.producer()] });
   const serializer = new PrometheusSerializer('', false, undefined, false, true);
 
+  // Its event-loop sampler and GC observer run until disabled; the SDK's shutdown does not.
+  let runtime: RuntimeNodeInstrumentation | undefined;
   let sdk: NodeSDK | undefined;
   if (config.sdkDisabled) {
     // Without the SDK nothing installs these, yet upgrade traceparents and log request ids
@@ -139,6 +141,7 @@ export function startTelemetry(config: TelemetryConfig, logger: Logger, extras: 
     const batchSpans = config.traces.enabled && !extras.spanProcessors
       ? new DeferredBatchSpanProcessor(observeSpanExporter(traceExporter(config.traces.protocol), health), config.traces.batch)
       : undefined;
+    runtime = new RuntimeNodeInstrumentation();
     sdk = new NodeSDK({
       // NodeSDK merges what its env detector finds over this; resolving the name with the same
       // detector keeps it right when OTEL_NODE_RESOURCE_DETECTORS leaves env detection out.
@@ -154,7 +157,7 @@ export function startTelemetry(config: TelemetryConfig, logger: Logger, extras: 
       logRecordProcessors: [],
       // Event-loop delay, heap and GC through the SDK's MeterProvider; the service's own counters
       // keep going through LocalInstruments.
-      instrumentations: [new RuntimeNodeInstrumentation()],
+      instrumentations: [runtime],
       // Span attributes are cut at this length whatever fills them; client strings are bounded
       // before that, with a mark (src/telemetry/bounded.ts).
       spanLimits: { attributeValueLengthLimit: config.attributeValueLengthLimit },
@@ -188,11 +191,13 @@ export function startTelemetry(config: TelemetryConfig, logger: Logger, extras: 
         return 'flushed';
       }
       state = 'stopped';
+      runtime?.disable();
       const outcome = await withDeadline(sdk.shutdown(), budgetMs);
       if (outcome === 'timeout') return 'timeout';
       return outcome.ok ? 'flushed' : 'failed';
     },
     release() {
+      runtime?.disable();
       trace.disable();
       metrics.disable();
       propagation.disable();
