@@ -29,7 +29,12 @@ import { closeHttpServer, createHttpServer, listen, type HttpHandlers } from './
 import { singleFlight } from './http/single-flight.js';
 import { shutdownBudget } from './lifecycle/budget.js';
 import { runShutdown, shutdownUnstarted, type ShutdownResult } from './lifecycle/shutdown.js';
-import { defaultHandlers, type HandlerRegistry } from './protocol/handlers/index.js';
+import { createRegistry, defaultHandlers, type HandlerRegistry } from './protocol/handlers/index.js';
+import { channelHandlers } from './protocol/handlers/channels.js';
+import type { Broker } from './channels/broker.js';
+import { MemoryBroker } from './channels/memory-broker.js';
+import { NamespaceLabels } from './channels/names.js';
+import { Subscriptions } from './channels/subscriptions.js';
 import { withValidIds } from './telemetry/context.js';
 import { createInstruments, type Instruments } from './telemetry/instruments.js';
 import type { Telemetry } from './telemetry/sdk.js';
@@ -57,13 +62,19 @@ export interface Service {
   readonly connectionCount: number;
   /** Unsent bytes over all connections as the SendBudget counts them (not recounted). */
   readonly bufferedBytes: number;
+  /** This instance's channel subscriptions (the source of the channel gauges). */
+  readonly subscriptions: Subscriptions;
+  readonly broker: Broker;
 }
 
 export interface ServiceDeps {
   readonly config: Config;
   readonly telemetry: Telemetry;
   readonly logger: Logger;
+  /** Replaces every handler, the channel ones included (tests of the message path). */
   readonly handlers?: HandlerRegistry;
+  /** The channel engine; the in-process one when absent. */
+  readonly broker?: Broker;
 }
 
 export function createService(deps: ServiceDeps): Service {
@@ -80,11 +91,25 @@ export function createService(deps: ServiceDeps): Service {
   );
   const connections = new ConnectionRegistry();
   const sendBudget = new SendBudget(config.limits.maxTotalBufferedBytes, () => connections.values());
+  const labels = new NamespaceLabels(config.channels.namespaces);
+  // The gauges read `hub` (declared below, once the instruments exist) only at collection time.
   const instruments = createInstruments(telemetry.meter, {
+    namespaces: labels.values,
+    liveSubscriptions: () => hub.subscriptionCount,
+    liveChannels: () => hub.channelCount,
     liveConnections: () => connections.size,
     bufferedBytes: () => sendBudget.recount(),
     maxConnections: caps.websockets,
     recording: telemetry.state() !== 'disabled',
+  });
+  const broker = deps.broker ?? new MemoryBroker();
+  const hub = new Subscriptions({
+    broker,
+    tracer: telemetry.tracer,
+    instruments: instruments.channels,
+    logger,
+    labels,
+    maxPerConnection: config.channels.maxSubscriptionsPerConnection,
   });
   let state: LifecycleState = 'idle';
   let server: Server | undefined;
@@ -110,10 +135,14 @@ export function createService(deps: ServiceDeps): Service {
     tracer: telemetry.tracer,
     instruments,
     logger,
-    handlers: deps.handlers ?? defaultHandlers,
+    handlers: deps.handlers ?? createRegistry([...defaultHandlers.values(), ...channelHandlers(hub, instruments.channels)]),
     limits: config.limits,
     sendBudget,
-    closed: (connection) => connections.delete(connection),
+    // Every close path (client close, terminate, shedding, shutdown) reaches this once.
+    closed: (connection) => {
+      connections.delete(connection);
+      hub.dropAll(connection);
+    },
   };
 
   const onUpgrade = createUpgradeHandler({
@@ -298,5 +327,7 @@ export function createService(deps: ServiceDeps): Service {
     get bufferedBytes() {
       return sendBudget.total;
     },
+    subscriptions: hub,
+    broker,
   };
 }

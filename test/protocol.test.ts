@@ -27,7 +27,7 @@ test('ping, echo and every error reply of the protocol; the connection stays ope
     type: 'error', id: 'e', code: 'bad_request', message: 'echo needs a data field',
   });
   assert.deepEqual(await client.request({ type: 'launch', id: 7 }), {
-    type: 'error', id: 7, code: 'unknown_type', message: 'unknown message type; known: ping, echo',
+    type: 'error', id: 7, code: 'unknown_type', message: 'unknown message type; known: ping, echo, subscribe, unsubscribe, publish',
   });
   const before = client.replies.length;
   client.ws.send(Buffer.from([1, 2, 3]), { binary: true });

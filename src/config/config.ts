@@ -109,6 +109,18 @@ export interface Config {
   readonly http: HttpConfig;
   readonly admission: AdmissionConfig;
   readonly telemetry: TelemetryConfig;
+  readonly channels: ChannelsConfig;
+}
+
+/** Publish/subscribe channels (docs/protocol.md#channels). */
+export interface ChannelsConfig {
+  /** MAX_SUBSCRIPTIONS_PER_CONNECTION: past it `subscribe` gets too_many_subscriptions. @default 100 */
+  readonly maxSubscriptionsPerConnection: number;
+  /**
+   * CHANNEL_NAMESPACES: the namespaces that keep their own metric label; every other folds into
+   * `other`, so a client inventing namespaces cannot grow the series count. @default [] (all `other`)
+   */
+  readonly namespaces: readonly string[];
 }
 
 /** What one connection, and the whole server, may cost; every limit has a metric (README). */
@@ -319,6 +331,17 @@ function allowedOrigins(env: Env): readonly string[] | undefined {
   return Object.freeze(origins);
 }
 
+function channelNamespaces(env: Env): readonly string[] {
+  const value = raw(env, 'CHANNEL_NAMESPACES');
+  if (value === undefined) return Object.freeze([]);
+  const names = value.split(',').map((n) => n.trim());
+  // `other` is the folded label itself; naming it would merge a real namespace with the rest.
+  if (names.some((n) => !/^[A-Za-z0-9_.-]{1,64}$/.test(n) || n === 'other')) {
+    throw new ConfigError('CHANNEL_NAMESPACES', 'a comma-separated list of namespaces (A-Z a-z 0-9 _ . -, at most 64 each, not "other")', value);
+  }
+  return Object.freeze([...new Set(names)]);
+}
+
 function authToken(env: Env): string | undefined {
   const value = env.AUTH_TOKEN;
   if (value === undefined || value === '') return undefined;
@@ -504,6 +527,10 @@ export function loadConfig(env: Env, version = '0.0.0'): Config {
     http: http(env, limitsConfig.maxConnections, port, mainHost),
     admission: { allowedOrigins: allowedOrigins(env), authToken: authToken(env) },
     telemetry: telemetry(env, version),
+    channels: {
+      maxSubscriptionsPerConnection: integer(env, 'MAX_SUBSCRIPTIONS_PER_CONNECTION', 100, 1, 100_000),
+      namespaces: channelNamespaces(env),
+    },
   };
   return deepFreeze(config);
 }

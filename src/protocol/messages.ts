@@ -31,6 +31,9 @@ export const ERROR_CODES = {
   unsupported_data: 'unsupported_data',
   internal_error: 'internal_error',
   rate_limited: 'rate_limited',
+  bad_channel: 'bad_channel',
+  too_many_subscriptions: 'too_many_subscriptions',
+  unavailable: 'unavailable',
 } as const;
 export type ErrorCode = keyof typeof ERROR_CODES;
 

@@ -5,6 +5,14 @@
  */
 import type { Attributes, Counter, Histogram, Meter } from '@opentelemetry/api';
 import {
+  ATTR_NAMESPACE,
+  ATTR_OUTCOME,
+  CHANNEL_REJECT_REASONS,
+  DELIVERY_DROP_REASONS,
+  PUBLISH_OUTCOMES,
+  type ChannelRejectReason,
+  type DeliveryDropReason,
+  type PublishOutcome,
   ATTR_ERROR_SOURCE,
   ATTR_WS_CLOSE_REASON,
   ATTR_WS_MESSAGE_TYPE,
@@ -30,7 +38,20 @@ export const MESSAGE_BUCKETS_S = [
 /** Seconds. Connections live from a failed handshake retry to a day-long session. */
 export const CONNECTION_BUCKETS_S = [0.1, 1, 5, 15, 60, 300, 900, 1800, 3600, 7200, 14400, 43200, 86400];
 
+/** Seconds from publish to delivery; the tail shows event-loop stalls and broker backlogs. */
+export const DELIVERY_LAG_BUCKETS_S = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/** Channel metrics; `namespace` is always a folded label (channels/names.ts), never a channel. */
+export interface ChannelInstruments {
+  countPublished(namespace: string, outcome: PublishOutcome): void;
+  countDelivered(namespace: string, count: number): void;
+  countDropped(namespace: string, reason: DeliveryDropReason, count: number): void;
+  recordLag(namespace: string, seconds: number): void;
+  countRejected(reason: ChannelRejectReason): void;
+}
+
 export interface Instruments {
+  readonly channels: ChannelInstruments;
   readonly totalMessages: Counter;
   readonly errorCount: Counter<{ [ATTR_ERROR_SOURCE]: ErrorSource }>;
   readonly shutdownDuration: Histogram;
@@ -64,6 +85,11 @@ export interface InstrumentSources {
   readonly bufferedBytes: () => number;
   /** Whether the meter records anything (false with OTEL_SDK_DISABLED=true). */
   readonly recording: boolean;
+  /** Every namespace label value (configured ones and `other`), pre-registered at 0. */
+  readonly namespaces: readonly string[];
+  /** Live subscriptions and channels, read at collection time like active_connections. */
+  readonly liveSubscriptions: () => number;
+  readonly liveChannels: () => number;
 }
 
 type ByOutcome = Readonly<Record<Outcome, Attributes>>;
@@ -94,6 +120,52 @@ function reasonCounter<R extends string>(meter: Meter, name: string, description
     counter.add(0, attrs);
   }
   return (reason) => counter.add(1, byReason.get(reason));
+}
+
+function createChannelInstruments(meter: Meter, sources: InstrumentSources): ChannelInstruments {
+  meter
+    .createObservableUpDownCounter('channel_subscriptions', { description: 'Live channel subscriptions of the connections on this instance' })
+    .addCallback((result) => result.observe(sources.liveSubscriptions()));
+  meter
+    .createObservableUpDownCounter('channels', { description: 'Channels with at least one subscriber on this instance' })
+    .addCallback((result) => result.observe(sources.liveChannels()));
+  const published = meter.createCounter('channel_messages_published', {
+    description: 'Publishes by namespace and outcome (ok: the broker accepted it; unavailable: it did not, the client got an error)',
+  });
+  const delivered = meter.createCounter('channel_messages_delivered', { description: 'Channel messages sent to subscribers, by namespace' });
+  const dropped = meter.createCounter('channel_deliveries_dropped', { description: 'Channel messages not sent to a subscriber, by namespace and reason' });
+  const lag = meter.createHistogram('channel_delivery_lag_seconds', {
+    description: 'Time from publish (the publishing instance clock) to delivery on this instance, by namespace',
+    unit: 's',
+    advice: { explicitBucketBoundaries: DELIVERY_LAG_BUCKETS_S },
+  });
+  const countRejected = reasonCounter(meter, 'channel_requests_rejected', 'Channel requests answered with an error code, by reason', CHANNEL_REJECT_REASONS);
+
+  const byNamespace = new Map<string, Attributes>();
+  const published_ = new Map<string, Attributes>();
+  const dropped_ = new Map<string, Attributes>();
+  for (const namespace of sources.namespaces) {
+    const ns = Object.freeze({ [ATTR_NAMESPACE]: namespace });
+    byNamespace.set(namespace, ns);
+    delivered.add(0, ns);
+    for (const outcome of PUBLISH_OUTCOMES) {
+      const attrs = Object.freeze({ [ATTR_NAMESPACE]: namespace, [ATTR_OUTCOME]: outcome });
+      published_.set(`${namespace}\0${outcome}`, attrs);
+      published.add(0, attrs);
+    }
+    for (const reason of DELIVERY_DROP_REASONS) {
+      const attrs = Object.freeze({ [ATTR_NAMESPACE]: namespace, [ATTR_REASON]: reason });
+      dropped_.set(`${namespace}\0${reason}`, attrs);
+      dropped.add(0, attrs);
+    }
+  }
+  return {
+    countPublished: (namespace, outcome) => published.add(1, published_.get(`${namespace}\0${outcome}`)),
+    countDelivered: (namespace, count) => delivered.add(count, byNamespace.get(namespace)),
+    countDropped: (namespace, reason, count) => dropped.add(count, dropped_.get(`${namespace}\0${reason}`)),
+    recordLag: (namespace, seconds) => lag.record(seconds, byNamespace.get(namespace)),
+    countRejected,
+  };
 }
 
 export function createInstruments(meter: Meter, sources: InstrumentSources): Instruments {
@@ -181,6 +253,7 @@ export function createInstruments(meter: Meter, sources: InstrumentSources): Ins
   };
 
   return {
+    channels: createChannelInstruments(meter, sources),
     totalMessages,
     errorCount,
     shutdownDuration,

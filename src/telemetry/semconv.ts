@@ -103,3 +103,30 @@ export function closeReason(code: number): string {
       return code >= 4000 && code <= 4999 ? 'application' : 'other';
   }
 }
+
+// ── Channels ────────────────────────────────────────────────────────────────────────────────
+// OTel messaging semantic conventions (v1.36, still "development"): copied here rather than
+// imported from the package's /incubating entry, whose names may change between releases.
+export const ATTR_MESSAGING_SYSTEM = 'messaging.system';
+export const ATTR_MESSAGING_OPERATION_TYPE = 'messaging.operation.type';
+export const ATTR_MESSAGING_OPERATION_NAME = 'messaging.operation.name';
+export const ATTR_MESSAGING_DESTINATION_NAME = 'messaging.destination.name';
+/** The channel's namespace: the low-cardinality part of the destination. */
+export const ATTR_MESSAGING_DESTINATION_TEMPLATE = 'messaging.destination.template';
+/**
+ * Subscribers on this instance one delivery was sent to. Not messaging.batch.message_count:
+ * that counts messages in a batch, and a fan-out is one message to many receivers.
+ */
+export const ATTR_WS_CHANNEL_FANOUT = 'ws.channel.fanout';
+/** The (folded) namespace label of the channel metrics. */
+export const ATTR_NAMESPACE = 'namespace';
+export const ATTR_OUTCOME = 'outcome';
+
+export const PUBLISH_OUTCOMES = ['ok', 'unavailable'] as const;
+export type PublishOutcome = (typeof PUBLISH_OUTCOMES)[number];
+/** Why a delivery to one subscriber was not sent; `not_open`: its socket was already closing. */
+export const DELIVERY_DROP_REASONS = ['not_open'] as const;
+export type DeliveryDropReason = (typeof DELIVERY_DROP_REASONS)[number];
+/** Channel requests answered with an error code; each pre-registered at 0 in channel_requests_rejected. */
+export const CHANNEL_REJECT_REASONS = ['bad_channel', 'too_many_subscriptions', 'unavailable'] as const;
+export type ChannelRejectReason = (typeof CHANNEL_REJECT_REASONS)[number];

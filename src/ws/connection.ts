@@ -32,6 +32,7 @@ import { recordClose, type Peer } from './close-record.js';
 import { InflightTracker } from './inflight.js';
 import type { SendAccount, SendBudget } from './send-budget.js';
 import { remoteParent } from './trace-parent.js';
+import type { Subscriber } from '../channels/subscriptions.js';
 
 export type { Peer } from './close-record.js';
 
@@ -74,7 +75,7 @@ const OWNER = Symbol('ws-service connection');
 type OwnedSocket = WebSocket & { [OWNER]: Connection };
 type OwnedStream = Socket & { [OWNER]: Connection };
 
-export class Connection implements SendAccount {
+export class Connection implements SendAccount, Subscriber {
   /**
    * ws calls a listener with the socket as `this`. Shared listeners that find their Connection
    * there cost nothing per connection; a closure per event per connection cost an idle
@@ -265,7 +266,8 @@ export class Connection implements SendAccount {
     }
     let result: Reply | Promise<Reply>;
     try {
-      result = handler.handle(message);
+      // The connection itself is the handler's client: nothing is allocated per message for it.
+      result = handler.handle(message, connection);
     } catch (err) {
       return connection.#fail(err, message.id, span, type, started);
     }
@@ -318,6 +320,11 @@ export class Connection implements SendAccount {
     }
     this.#answered++;
     this.send(payload);
+  }
+
+  /** Whether a send may be made now; a channel delivery to a closing socket is dropped instead. */
+  get isOpen(): boolean {
+    return this.ws.readyState === WebSocket.OPEN;
   }
 
   /**

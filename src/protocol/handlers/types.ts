@@ -1,4 +1,8 @@
 import type { IncomingMessage, Reply } from '../messages.js';
+import type { Subscriber } from '../../channels/subscriptions.js';
+
+/** The connection a message came from: the channel handlers subscribe it; ping and echo ignore it. */
+export type HandlerClient = Subscriber;
 
 /**
  * One message type. `handle` runs inside the message's span; it returns the reply, or throws
@@ -7,5 +11,5 @@ import type { IncomingMessage, Reply } from '../messages.js';
  */
 export interface MessageHandler {
   readonly type: string;
-  handle(message: IncomingMessage): Reply | Promise<Reply>;
+  handle(message: IncomingMessage, client: HandlerClient): Reply | Promise<Reply>;
 }
