@@ -33,6 +33,9 @@ interface Channel {
   readonly label: string;
   readonly members: Set<Subscriber>;
   readonly listener: BrokerListener;
+  /** The broker's subscription: every member that joins waits on it, so none is told
+   * `subscribed` for a channel the broker refused. */
+  ready: Promise<void>;
 }
 
 export interface SubscriptionsDeps {
@@ -74,14 +77,13 @@ export class Subscriptions {
     mine.add(name.channel);
     this.#count++;
     let channel = this.#channels.get(name.channel);
-    if (channel !== undefined) {
-      channel.members.add(subscriber);
-      return;
+    if (channel === undefined) {
+      channel = this.#open(name);
+      channel.ready = this.deps.broker.subscribe(channel.name, channel.listener);
     }
-    channel = this.#open(name);
     channel.members.add(subscriber);
     try {
-      await this.deps.broker.subscribe(channel.name, channel.listener);
+      await channel.ready;
     } catch (err) {
       this.#leave(subscriber, channel.name);
       this.deps.instruments.countRejected('unavailable');
@@ -146,6 +148,7 @@ export class Subscriptions {
       label: this.deps.labels.of(name.namespace),
       members: new Set(),
       listener: (envelope) => this.#deliver(channel, envelope),
+      ready: Promise.resolve(),
     };
     this.#channels.set(name.channel, channel);
     return channel;

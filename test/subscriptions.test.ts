@@ -1,0 +1,60 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import pino from 'pino';
+import type { Broker, BrokerListener } from '../src/channels/broker.js';
+import { NamespaceLabels, parseChannel } from '../src/channels/names.js';
+import { Subscriptions, type SubscriptionsDeps } from '../src/channels/subscriptions.js';
+import type { ChannelInstruments } from '../src/telemetry/instruments.js';
+
+/** A broker whose subscribe the test settles by hand, as a networked engine's would settle later. */
+function pendingBroker(): { broker: Broker; fail: (err: Error) => void; listeners: () => number } {
+  let reject: (err: Error) => void = () => undefined;
+  const subscribed = new Set<BrokerListener>();
+  const broker: Broker = {
+    system: 'test',
+    subscribe: (_channel, listener) =>
+      new Promise<void>((_resolve, rej) => {
+        subscribed.add(listener);
+        reject = (err) => {
+          subscribed.delete(listener);
+          rej(err);
+        };
+      }),
+    unsubscribe: (_channel, listener) => {
+      subscribed.delete(listener);
+      return Promise.resolve();
+    },
+    publish: () => Promise.resolve(),
+    close: () => Promise.resolve(),
+  };
+  return { broker, fail: (err) => reject(err), listeners: () => subscribed.size };
+}
+
+test('a subscriber that joins while the broker subscription is pending is refused with the first when the broker fails; nothing is left counted', async () => {
+  const { broker, fail, listeners } = pendingBroker();
+  const rejected: string[] = [];
+  const instruments = { countRejected: (reason: string) => rejected.push(reason) } as unknown as ChannelInstruments;
+  const hub = new Subscriptions({
+    broker,
+    instruments,
+    logger: pino({ level: 'silent' }),
+    labels: new NamespaceLabels([]),
+    maxPerConnection: 10,
+    tracer: undefined as unknown as SubscriptionsDeps['tracer'],
+  });
+  const member = () => ({ isOpen: true, send: () => undefined });
+  const channel = parseChannel('chat:room-1')!;
+  const first = hub.subscribe(member(), channel);
+  const second = hub.subscribe(member(), channel);
+  assert.equal(hub.subscriptionCount, 2);
+  fail(new Error('broker down'));
+  const outcomes = await Promise.allSettled([first, second]);
+  assert.deepEqual(
+    outcomes.map((o) => (o.status === 'rejected' ? (o.reason as { code: string }).code : 'subscribed')),
+    ['unavailable', 'unavailable'],
+  );
+  assert.deepEqual(rejected, ['unavailable', 'unavailable']);
+  assert.equal(hub.subscriptionCount, 0);
+  assert.equal(hub.channelCount, 0);
+  assert.equal(listeners(), 0);
+});
