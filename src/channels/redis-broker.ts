@@ -65,7 +65,7 @@ export class RedisBroker implements Broker {
         connectTimeout: options.commandTimeoutMs,
         reconnectStrategy: (retries: number) => Math.min(50 * 2 ** Math.min(retries, 16), options.maxReconnectDelayMs),
       },
-    }) as RedisClientType;
+    });
     this.#subscriber = this.#commands.duplicate();
     this.#watch(this.#commands, 'commands');
     this.#watch(this.#subscriber, 'subscriber');

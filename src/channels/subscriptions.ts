@@ -114,7 +114,8 @@ export class Subscriptions {
    */
   async publish(name: ChannelName, data: unknown): Promise<void> {
     const json = JSON.stringify(data);
-    if (json.length > this.deps.maxPublishBytes && Buffer.byteLength(json) > this.deps.maxPublishBytes) {
+    // A UTF-16 unit takes at most 3 bytes in UTF-8: short text is not measured byte by byte.
+    if (json.length * 3 > this.deps.maxPublishBytes && Buffer.byteLength(json) > this.deps.maxPublishBytes) {
       this.deps.instruments.countRejected('message_too_large');
       throw new ClientError('message_too_large', `publish data takes at most ${this.deps.maxPublishBytes} bytes as JSON`);
     }
