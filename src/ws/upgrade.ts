@@ -1,7 +1,9 @@
 /**
  * The WebSocket handshake: a short server span around the upgrade, and the checks made before
- * it completes (route, drain, origin, token, subprotocol, connection limit); each refusal is an HTTP answer,
- * counted by reason in rejected_upgrades and logged once under the handshake's request_id.
+ * it completes (route, drain, origin, token, subprotocol, connection limit); each refusal is an
+ * HTTP answer, counted by reason in rejected_upgrades and logged once under the handshake's
+ * request_id. No header but User-Agent reaches the span or the log: the token may travel in
+ * Authorization or Sec-WebSocket-Protocol.
  * The HTTP instrumentation makes no span for upgrade requests, so a `traceparent` header is
  * extracted here and the connection joins the caller's trace.
  */
