@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import { after, afterEach, test } from 'node:test';
+import { afterEach, test } from 'node:test';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { PROTOCOL } from '../src/ws/subprotocol.js';
 import { eventually, killChildren, sampleValue, scrape, startChild } from './helpers.js';
@@ -48,9 +48,9 @@ async function runClient(urls: string[], args: string[] = []): Promise<Outcome> 
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
+  await killChildren();
   for (const cleanup of cleanups.splice(0)) await cleanup();
 });
-after(() => killChildren());
 
 async function receiver(): Promise<OtlpReceiver> {
   const r = await startOtlpReceiver();

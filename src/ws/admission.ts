@@ -28,16 +28,18 @@ function normalisedOrigin(header: string): string | undefined {
   }
 }
 
-function matches(presented: string, expected: Buffer): boolean {
-  return timingSafeEqual(digest(presented), expected);
+/** The digests a presented token must match: the header's token, and the whole subprotocol offer. */
+interface Expected {
+  readonly header: Buffer;
+  readonly offer: Buffer;
 }
 
 /** Every token the request presents, each with the digest it must match. */
-function presentedTokens(headers: IncomingHttpHeaders, header: Buffer, offer: Buffer): [string, Buffer][] {
+function presentedTokens(headers: IncomingHttpHeaders, expected: Expected): [string, Buffer][] {
   const presented: [string, Buffer][] = [];
   const bearer = /^Bearer[ ]+(\S+)\s*$/i.exec(headers.authorization ?? '');
-  if (bearer !== null) presented.push([bearer[1], header]);
-  for (const entry of bearerOffers(offeredProtocols(headers['sec-websocket-protocol']))) presented.push([entry, offer]);
+  if (bearer !== null) presented.push([bearer[1], expected.header]);
+  for (const offer of bearerOffers(offeredProtocols(headers['sec-websocket-protocol']))) presented.push([offer, expected.offer]);
   return presented;
 }
 
@@ -46,7 +48,7 @@ export function createAdmission(config: AdmissionConfig): (headers: IncomingHttp
   // Digests have one length whatever the token's, so the comparison leaks neither the token's
   // length nor how much of it matched. The offer is compared whole, in its one canonical
   // encoding, so nothing is decoded from the client before the comparison.
-  const expected =
+  const expected: Expected | undefined =
     config.authToken === undefined ? undefined : { header: digest(config.authToken), offer: digest(bearerOffer(config.authToken)) };
 
   return (headers) => {
@@ -59,12 +61,12 @@ export function createAdmission(config: AdmissionConfig): (headers: IncomingHttp
       }
     }
     if (expected !== undefined) {
-      const presented = presentedTokens(headers, expected.header, expected.offer);
+      const presented = presentedTokens(headers, expected);
       if (presented.length === 0) return { ok: false, status: 401, reason: 'unauthorized', detail: 'missing bearer token' };
       // Every token presented must match, each compared in full: a request carrying a right
       // and a wrong one is refused, whichever path carried which.
       let valid = true;
-      for (const [token, digestOf] of presented) valid = matches(token, digestOf) && valid;
+      for (const [token, against] of presented) valid = timingSafeEqual(digest(token), against) && valid;
       if (!valid) return { ok: false, status: 401, reason: 'unauthorized', detail: 'invalid bearer token' };
     }
     return ADMITTED;
