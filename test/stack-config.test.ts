@@ -295,8 +295,8 @@ describe('docker-compose.yml', () => {
     services = (parse(resolved.stdout) as { services: Record<string, ComposeService> }).services;
   });
 
-  test('docker-compose config -q accepts the file; the four services are there', () => {
-    assert.deepEqual(Object.keys(services).sort(), ['jaeger', 'otel-collector', 'prometheus', 'ws-service']);
+  test('docker-compose config -q accepts the file; the five services are there', () => {
+    assert.deepEqual(Object.keys(services).sort(), ['grafana', 'jaeger', 'otel-collector', 'prometheus', 'ws-service']);
   });
 
   test('ws-service: built from the Dockerfile, OTLP to the collector by name, SIGTERM, grace period above drain + timeout', () => {
@@ -362,6 +362,51 @@ describe('docker-compose.yml', () => {
         if (host === 'ws-service') assert.equal(port, '8080');
         if (host === 'otel-collector') assert.equal(port, collectorConfig.exporters.prometheus.endpoint.split(':')[1]);
       }
+    }
+  });
+  test('grafana: a pinned grafana-oss image, anonymous read-only (Viewer) access, UI on 3000, provisioning and dashboards mounted read-only where they are read', () => {
+    const grafana = services.grafana;
+    const major = /^grafana\/grafana-oss:(\d+)\.\d+\.\d+$/.exec(grafana.image ?? '')?.[1];
+    assert.ok(major === '11' || major === '12', `grafana/grafana-oss pinned to an 11.x or 12.x release, got ${grafana.image}`);
+    assert.ok(grafana.ports?.some((p) => Number(p.published) === 3000 && p.target === 3000));
+    const env = grafana.environment ?? {};
+    assert.equal(env.GF_AUTH_ANONYMOUS_ENABLED, 'true');
+    assert.equal(env.GF_AUTH_ANONYMOUS_ORG_ROLE, 'Viewer');
+    const volumes = grafana.volumes ?? [];
+    assert.ok(volumes.length > 0 && volumes.every((v) => v.endsWith(':ro')), 'every mount read-only');
+    assert.ok(volumes.some((v) => v.endsWith('/otel/grafana/provisioning:/etc/grafana/provisioning:ro')), 'provisioning where Grafana reads it');
+    const provider = readYaml<{ providers: { options: { path: string } }[] }>('otel/grafana/provisioning/dashboards/dashboards.yml').providers[0];
+    const dashboards = provider.options.path;
+    assert.ok(volumes.some((v) => v.endsWith(`/otel/grafana/dashboards:${dashboards}:ro`)), `otel/grafana/dashboards mounted at the provider's path ${dashboards}`);
+    // The home page is the ws-service dashboard, one of the mounted files.
+    const home = env.GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH ?? '';
+    assert.ok(home.startsWith(`${dashboards}/`), `home dashboard ${home} inside ${dashboards}`);
+    const file = `otel/grafana/dashboards/${home.slice(dashboards.length + 1)}`;
+    assert.ok(readdirSync(repoPath('otel/grafana/dashboards')).includes(home.slice(dashboards.length + 1)), `${file} exists`);
+    assert.equal((JSON.parse(readRepoFile(file)) as { uid: string }).uid, 'ws-service');
+  });
+
+  test("grafana's data sources reach compose services on their container ports; the dashboard's links use the ports the stack publishes", () => {
+    const grafana = services.grafana;
+    const sources = readYaml<{ datasources: { type: string; url: string }[] }>('otel/grafana/provisioning/datasources/datasources.yml').datasources;
+    assert.deepEqual(sources.map((ds) => ds.type).sort(), ['jaeger', 'prometheus']);
+    for (const ds of sources) {
+      const url = new URL(ds.url);
+      assert.ok(url.hostname in services, `${ds.type} data source at ${url.hostname}, a compose service`);
+      assert.ok(services[url.hostname].ports?.some((p) => p.target === Number(url.port)), `${url.hostname} listens on ${url.port}`);
+      assert.ok(url.hostname in (grafana.depends_on ?? {}), `grafana depends on ${url.hostname}`);
+    }
+    // Links open in the operator's browser, on the host: the published ports, for the service the stack names.
+    const dashboard = readRepoFile('otel/grafana/dashboards/ws-service.json');
+    const published = (name: string): number[] => (services[name].ports ?? []).map((p) => Number(p.published));
+    const jaegerLinks = [...dashboard.matchAll(/"url": "http:\/\/localhost:(\d+)\/search\?service=([\w-]+)/g)];
+    assert.ok(jaegerLinks.length > 0);
+    for (const [, port, service] of jaegerLinks) {
+      assert.ok(published('jaeger').includes(Number(port)), `Jaeger UI link on ${port}`);
+      assert.equal(service, services['ws-service'].environment?.OTEL_SERVICE_NAME);
+    }
+    for (const [, port] of dashboard.matchAll(/"url": "http:\/\/localhost:(\d+)\/alerts"/g)) {
+      assert.ok(published('prometheus').includes(Number(port)), `Prometheus alerts link on ${port}`);
     }
   });
 });
