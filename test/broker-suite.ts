@@ -89,7 +89,7 @@ export function brokerSuite(name: string, create: () => Promise<Broker>, options
       const recent = await broker.recover('t:rec', { epoch, offset: top - 2 });
       assert.equal(recent.recovered, true);
       assert.deepEqual(recent.top, { epoch, offset: top });
-      assert.deepEqual(recent.publications.map((p) => [p.offset, JSON.parse(p.json)]), [[top - 1, top - 1], [top, top]]);
+      assert.deepEqual(recent.publications.map((p): [number, unknown] => [p.offset, JSON.parse(p.json)]), [[top - 1, top - 1], [top, top]]);
       assert.ok(recent.publications.every((p) => p.epoch === epoch && p.traceparent === envelope(0).traceparent));
 
       assert.deepEqual(await broker.recover('t:rec', { epoch, offset: top }), { top: { epoch, offset: top }, publications: [], recovered: true });
