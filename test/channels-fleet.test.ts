@@ -264,4 +264,34 @@ describe('faults', () => {
     await svc.exited;
     await redis.stop();
   });
+
+  it('a subscriber connection dropped while Redis keeps running: the gap in the live stream is filled from history, in order', async () => {
+    const redis = await RedisServer.start();
+    const env = { ...FLEET_ENV, REDIS_URL: redis.url };
+    const [a, b] = await Promise.all([startChild(env), startChild(env)]);
+    const sub = await connect(b);
+    await sub.request({ type: 'subscribe', id: 1, channel: 'chat:gap' });
+    const pub = await connect(a);
+    assert.equal((await publish(pub, 0, 'chat:gap', 0)).type, 'published');
+    await eventually(() => messages(sub, 'chat:gap')[0], 5000, 'the first delivery');
+    // Every pub/sub connection on Redis is killed: B's subscriber (A has no subscription).
+    await redis.command('CLIENT', 'KILL', 'TYPE', 'pubsub');
+    const N = 30;
+    for (let i = 1; i <= N; i++) pub.send({ type: 'publish', id: i, channel: 'chat:gap', data: i });
+    await eventually(() => (pub.replies.filter((r) => r.type === 'published').length === N + 1 ? true : undefined), 5000, 'every publish accepted');
+    await eventually(async () => ((await redis.numsub('ws-service:chat:gap')) === 1 ? true : undefined), 5000, 'B resubscribed');
+    assert.equal((await publish(pub, N + 1, 'chat:gap', N + 1)).type, 'published');
+    await eventually(() => (messages(sub, 'chat:gap').length >= N + 2 ? true : undefined), 5000, 'every delivery');
+    await new Promise((r) => setTimeout(r, 100));
+    const got = messages(sub, 'chat:gap');
+    assert.deepEqual(got.map((m) => m.data), Array.from({ length: N + 2 }, (_, i) => i), 'no gap, no duplicate, in order');
+    assert.deepEqual(got.map((m) => m.offset), Array.from({ length: N + 2 }, (_, i) => i + 1));
+    const samples = await scrape(b.baseUrl);
+    assert.equal(sampleValue(samples, 'channel_broker_errors_total', { kind: 'subscriber_dropped' }), 1);
+    assert.equal(sampleValue(samples, 'channel_delivery_gaps_total', { namespace: 'chat', outcome: 'filled' }), 1, 'the publications made while B was away came from history');
+    await b.waitForLog((l) => l.message === 'channel gap: missed publications delivered from history');
+    for (const svc of [a, b]) svc.child.kill('SIGTERM');
+    await Promise.all([a.exited, b.exited]);
+    await redis.stop();
+  });
 });
