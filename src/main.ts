@@ -9,6 +9,7 @@ import { ConfigError, loadConfig, type Config } from './config/config.js';
 import { createLogger, observeDroppedLogLines } from './telemetry/logger.js';
 import { installProcessErrorHandlers } from './lifecycle/process-errors.js';
 import { logExportTimeoutFor } from './lifecycle/budget.js';
+import { createBroker } from './channels/engine.js';
 import { createService } from './service.js';
 import { startTelemetry } from './telemetry/sdk.js';
 
@@ -49,7 +50,7 @@ if (config.telemetry.logs.enabled && logExportTimeoutMs < config.telemetry.logs.
 }
 const telemetry = startTelemetry(config.telemetry, logger);
 observeDroppedLogLines(telemetry.meter, droppedLines);
-const service = createService({ config, telemetry, logger });
+const service = createService({ config, telemetry, logger, broker: await createBroker(config.channels) });
 
 let exitCode = 0;
 async function stop(trigger: string): Promise<never> {

@@ -27,11 +27,12 @@ import { createClientErrorHandler } from './http/guard.js';
 import { createRequestHandler, type RouteDeps } from './http/routes.js';
 import { closeHttpServer, createHttpServer, listen, type HttpHandlers } from './http/server.js';
 import { singleFlight } from './http/single-flight.js';
+import { withDeadline } from './util/deadline.js';
 import { shutdownBudget } from './lifecycle/budget.js';
 import { runShutdown, shutdownUnstarted, type ShutdownResult } from './lifecycle/shutdown.js';
 import { createRegistry, defaultHandlers, type HandlerRegistry } from './protocol/handlers/index.js';
 import { channelHandlers } from './protocol/handlers/channels.js';
-import type { Broker } from './channels/broker.js';
+import type { Broker, BrokerStatus } from './channels/broker.js';
 import { MemoryBroker } from './channels/memory-broker.js';
 import { NamespaceLabels } from './channels/names.js';
 import { Subscriptions } from './channels/subscriptions.js';
@@ -46,6 +47,17 @@ import { SendBudget } from './ws/send-budget.js';
 import { createUpgradeHandler } from './ws/upgrade.js';
 
 export type { ShutdownResult } from './lifecycle/shutdown.js';
+
+/** How long start() waits for the channel broker before listening without it. */
+const BROKER_CONNECT_WAIT_MS = 3_000;
+
+const BROKER_ERROR_MESSAGES = {
+  connection_lost: 'connection lost or refused',
+  subscriber_dropped: 'the broker closed the subscriber connection (for Redis: client-output-buffer-limit pubsub or CLIENT KILL); deliveries until it is restored are lost',
+  publish_failed: 'publish refused',
+  subscribe_failed: 'subscribe refused',
+  bad_envelope: 'a message on a channel was not written by ws-service; ignored',
+} as const;
 
 export type LifecycleState = 'idle' | 'starting' | 'running' | 'draining' | 'closing' | 'closed';
 
@@ -73,7 +85,7 @@ export interface ServiceDeps {
   readonly logger: Logger;
   /** Replaces every handler, the channel ones included (tests of the message path). */
   readonly handlers?: HandlerRegistry;
-  /** The channel engine; the in-process one when absent. */
+  /** The channel engine (channels/engine.ts builds it from the config); the in-process one when absent. */
   readonly broker?: Broker;
 }
 
@@ -97,12 +109,32 @@ export function createService(deps: ServiceDeps): Service {
     namespaces: labels.values,
     liveSubscriptions: () => hub.subscriptionCount,
     liveChannels: () => hub.channelCount,
+    brokerUp: () => broker.status().up,
     liveConnections: () => connections.size,
     bufferedBytes: () => sendBudget.recount(),
     maxConnections: caps.websockets,
     recording: telemetry.state() !== 'disabled',
   });
+  if (deps.broker === undefined && config.channels.redis !== undefined) {
+    throw new Error('REDIS_URL is set: pass the broker channels/engine.ts builds from the config');
+  }
   const broker = deps.broker ?? new MemoryBroker();
+  broker.observe({
+    error(kind, err) {
+      instruments.channels.countBrokerError(kind);
+      // A publish or subscribe refused is already told to its client and counted; the
+      // connection's own state changes are logged below.
+      if (kind === 'connection_lost' || kind === 'subscriber_dropped' || kind === 'bad_envelope') {
+        context.with(ROOT_CONTEXT, () => logger.warn({ err, kind }, `channel broker: ${BROKER_ERROR_MESSAGES[kind]}`));
+      }
+    },
+    changed(status: BrokerStatus) {
+      context.with(ROOT_CONTEXT, () => {
+        if (status.up) logger.info({ system: broker.system }, 'channel broker connected: subscriptions restored, publishes accepted');
+        else logger.warn({ system: broker.system, detail: status.detail }, 'channel broker down: publishes and new subscriptions get unavailable until it is back');
+      });
+    },
+  });
   const hub = new Subscriptions({
     broker,
     tracer: telemetry.tracer,
@@ -110,6 +142,7 @@ export function createService(deps: ServiceDeps): Service {
     logger,
     labels,
     maxPerConnection: config.channels.maxSubscriptionsPerConnection,
+    maxPublishBytes: config.channels.maxPublishBytes,
   });
   let state: LifecycleState = 'idle';
   let server: Server | undefined;
@@ -192,6 +225,7 @@ export function createService(deps: ServiceDeps): Service {
     maxPipelinedRequests: config.http.maxPipelinedRequests,
     listening: () => server?.listening === true,
     draining: () => state !== 'running',
+    broker: () => broker.status(),
   };
   const separateMetrics = config.http.metricsPort !== undefined;
   const onRequest = createRequestHandler(routeDeps, separateMetrics ? ['/healthz', '/readyz'] : undefined);
@@ -239,6 +273,13 @@ export function createService(deps: ServiceDeps): Service {
         'MAX_HTTP_CONNECTIONS lowered to fit the open-file limit (ulimit -n)',
       );
     }
+    // A broker that is down does not stop the start: the instance serves ping and echo, and
+    // channels come back when the broker does (/readyz shows channel_broker degraded meanwhile).
+    const connecting = await withDeadline(broker.connect(), BROKER_CONNECT_WAIT_MS);
+    if (connecting !== 'timeout' && !connecting.ok) throw connecting.error;
+    if (!broker.status().up) {
+      logger.warn({ system: broker.system, waited_ms: BROKER_CONNECT_WAIT_MS, detail: broker.status().detail }, 'channel broker not reachable yet: starting without it, still trying');
+    }
     const main = serverHandlers('main');
     const http = createHttpServer(config.http, caps.http, { request: onRequest, upgrade: onUpgrade, ...main });
     server = http;
@@ -278,7 +319,7 @@ export function createService(deps: ServiceDeps): Service {
     if (shuttingDown) return shuttingDown;
     if (state === 'idle' || state === 'starting') {
       state = 'closed';
-      shuttingDown = shutdownUnstarted(telemetry, config.shutdownTimeoutMs);
+      shuttingDown = broker.close().then(() => shutdownUnstarted(telemetry, config.shutdownTimeoutMs));
       return shuttingDown;
     }
     // One span around the whole sequence, so every shutdown log line shares a request_id.
@@ -302,6 +343,10 @@ export function createService(deps: ServiceDeps): Service {
       // The metrics port closes with the main one, so Prometheus can scrape through the drain.
       closeHttp: async () => {
         await Promise.all([closeHttpServer(server), closeHttpServer(metricsServer)]);
+      },
+      closeBroker: async () => {
+        await broker.close();
+        logger.info({ system: broker.system }, 'shutdown: channel broker closed');
       },
     };
     shuttingDown = context.with(trace.setSpan(ROOT_CONTEXT, span), () => runShutdown(sequence, trigger, span));

@@ -9,14 +9,14 @@ import { eventually } from './helpers.js';
 
 export function brokerSuite(name: string, create: () => Promise<Broker>): void {
   describe(`broker behaviour: ${name}`, () => {
-    const envelope = (data: unknown): Envelope => ({ data, publishedAt: Date.now(), traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' });
+    const envelope = (data: unknown): Envelope => ({ json: JSON.stringify(data), publishedAt: Date.now(), traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' });
 
     it('delivers each publish once to every listener of the channel, in publish order', async () => {
       const broker = await create();
       const a: unknown[] = [];
       const b: unknown[] = [];
-      await broker.subscribe('t:1', (e) => a.push(e.data));
-      await broker.subscribe('t:1', (e) => b.push(e.data));
+      await broker.subscribe('t:1', (e) => a.push(JSON.parse(e.json)));
+      await broker.subscribe('t:1', (e) => b.push(JSON.parse(e.json)));
       for (let i = 0; i < 20; i++) await broker.publish('t:1', envelope(i));
       const expected = Array.from({ length: 20 }, (_, i) => i);
       await eventually(() => (a.length === 20 && b.length === 20 ? true : undefined), 2000, 'deliveries');
@@ -42,7 +42,7 @@ export function brokerSuite(name: string, create: () => Promise<Broker>): void {
     it('stops delivering after unsubscribe; publishing to a channel nobody hears is accepted', async () => {
       const broker = await create();
       const got: unknown[] = [];
-      const listener = (e: Envelope): void => void got.push(e.data);
+      const listener = (e: Envelope): void => void got.push(JSON.parse(e.json));
       await broker.subscribe('t:u', listener);
       await broker.unsubscribe('t:u', listener);
       await broker.publish('t:u', envelope(1));

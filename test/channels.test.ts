@@ -1,131 +1,215 @@
-/** Channels end to end: real sockets, the real service and its in-process broker. */
+/**
+ * Channels end to end: real sockets and the real service, once on the in-process engine and
+ * once on a real redis-server: one behavioural suite, two engines.
+ */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { SpanKind } from '@opentelemetry/api';
 import type { MemoryBroker } from '../src/channels/memory-broker.js';
 import { Client, eventually, sampleValue, scrape, startHarness, type Harness } from './helpers.js';
+import { RedisServer } from './redis-server.js';
 
-let harness: Harness;
-const clients: Client[] = [];
-async function connect(): Promise<Client> {
-  const client = await Client.connect(harness.wsUrl);
-  clients.push(client);
-  return client;
-}
-const messages = (client: Client, channel: string) => client.replies.filter((r) => r.type === 'message' && r.channel === channel);
+for (const engine of ['memory', 'redis'] as const) channelSuite(engine);
 
-before(async () => {
-  harness = await startHarness({ env: { MAX_SUBSCRIPTIONS_PER_CONNECTION: '3', CHANNEL_NAMESPACES: 'chat' } });
-});
-after(async () => {
-  await Promise.all(clients.map((c) => c.close()));
-  await harness.stop();
-});
+function channelSuite(engine: 'memory' | 'redis'): void {
+  let harness: Harness;
+  let redis: RedisServer | undefined;
+  const clients: Client[] = [];
+  async function connect(): Promise<Client> {
+    const client = await Client.connect(harness.wsUrl);
+    clients.push(client);
+    return client;
+  }
+  const messages = (client: Client, channel: string) => client.replies.filter((r) => r.type === 'message' && r.channel === channel);
+  /** Listeners the engine holds for a channel: the memory broker's own count, or Redis's PUBSUB NUMSUB. */
+  const brokerListeners = async (channel: string): Promise<number> =>
+    redis === undefined ? (harness.service.broker as MemoryBroker).listenerCount(channel) : redis.numsub(`ws-service:${channel}`);
 
-describe('channels', () => {
-  it('subscribe is idempotent; publish is answered published and delivered to the publisher too', async () => {
-    const a = await connect();
-    assert.deepEqual(await a.request({ type: 'subscribe', id: 1, channel: 'chat:room-42' }), { type: 'subscribed', id: 1, channel: 'chat:room-42' });
-    assert.deepEqual(await a.request({ type: 'subscribe', id: 2, channel: 'chat:room-42' }), { type: 'subscribed', id: 2, channel: 'chat:room-42' });
-    a.send({ type: 'publish', id: 3, channel: 'chat:room-42', data: { text: 'hi' } });
-    await a.waitForReplies(4);
-    assert.deepEqual(a.replies.find((r) => r.id === 3), { type: 'published', id: 3, channel: 'chat:room-42' });
-    const delivered = await eventually(() => messages(a, 'chat:room-42')[0]);
-    assert.deepEqual(delivered.data, { text: 'hi' });
-    assert.match(String(delivered.traceparent), /^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/);
-    assert.equal(messages(a, 'chat:room-42').length, 1, 'one subscription however often subscribed');
-    assert.deepEqual(await a.request({ type: 'unsubscribe', id: 4, channel: 'chat:room-42' }), { type: 'unsubscribed', id: 4, channel: 'chat:room-42' });
-    await a.close();
-  });
-
-  it('N subscribers each get every message once, in order per publisher', async () => {
-    const subs = await Promise.all(Array.from({ length: 5 }, () => connect()));
-    for (const s of subs) await s.request({ type: 'subscribe', id: 's', channel: 'chat:fan' });
-    const publishers = await Promise.all([connect(), connect()]);
-    const N = 30;
-    for (let i = 0; i < N; i++) for (const [p, pub] of publishers.entries()) pub.send({ type: 'publish', id: i, channel: 'chat:fan', data: { p, i } });
-    for (const s of subs) {
-      await eventually(() => (messages(s, 'chat:fan').length >= 2 * N ? true : undefined), 5000, 'all deliveries');
-      const got = messages(s, 'chat:fan').map((m) => m.data as { p: number; i: number });
-      assert.equal(got.length, 2 * N);
-      for (const p of [0, 1]) assert.deepEqual(got.filter((d) => d.p === p).map((d) => d.i), Array.from({ length: N }, (_, i) => i));
-    }
-    await Promise.all([...subs, ...publishers].map((c) => c.close()));
-  });
-
-  it('bad names and too many subscriptions get stable codes, the connection stays open, counted', async () => {
-    const c = await connect();
-    const before = await scrape(harness.baseUrl);
-    for (const channel of ['nocolon', ':x', 'a:b c', 'a:' + 'x'.repeat(200), 42, undefined]) {
-      const reply = await c.request({ type: 'subscribe', id: 9, channel });
-      assert.equal(reply.code, 'bad_channel', String(channel));
-    }
-    assert.equal((await c.request({ type: 'publish', id: 10, channel: 'bad', data: 1 })).code, 'bad_channel');
-    for (let i = 0; i < 3; i++) assert.equal((await c.request({ type: 'subscribe', id: i, channel: `chat:${i}` })).type, 'subscribed');
-    const refused = await c.request({ type: 'subscribe', id: 11, channel: 'chat:3' });
-    assert.equal(refused.code, 'too_many_subscriptions');
-    assert.equal(refused.type, 'error');
-    assert.deepEqual(await c.request({ type: 'ping', id: 12 }), { type: 'pong', id: 12 });
-    const after = await scrape(harness.baseUrl);
-    const delta = (reason: string) =>
-      sampleValue(after, 'channel_requests_rejected_total', { reason }) - sampleValue(before, 'channel_requests_rejected_total', { reason });
-    assert.equal(delta('bad_channel'), 7);
-    assert.equal(delta('too_many_subscriptions'), 1);
-    await c.close();
-  });
-
-  it('an abrupt close drops the subscriptions: gauges back to the truth, no broker listener left', async () => {
-    await eventually(async () => (sampleValue(await scrape(harness.baseUrl), 'channel_subscriptions') === 0 ? true : undefined), 3000, 'no subscriptions');
-    const c = await connect();
-    const d = await connect();
-    await c.request({ type: 'subscribe', id: 1, channel: 'chat:gone' });
-    await c.request({ type: 'subscribe', id: 2, channel: 'game:x' });
-    await d.request({ type: 'subscribe', id: 3, channel: 'chat:gone' });
-    let samples = await scrape(harness.baseUrl);
-    assert.equal(sampleValue(samples, 'channel_subscriptions'), 3);
-    assert.equal(sampleValue(samples, 'channels'), 2);
-    c.ws.terminate();
-    await eventually(() => (harness.service.subscriptions.subscriptionCount === 1 ? true : undefined), 3000, 'subscriptions dropped');
-    samples = await scrape(harness.baseUrl);
-    assert.equal(sampleValue(samples, 'channel_subscriptions'), 1);
-    assert.equal(sampleValue(samples, 'channels'), 1);
-    const broker = harness.service.broker as MemoryBroker;
-    assert.equal(broker.listenerCount('game:x'), 0);
-    assert.equal(broker.listenerCount('chat:gone'), 1);
-    d.ws.terminate();
-    await eventually(() => (broker.channelCount === 0 ? true : undefined), 3000, 'no broker listener');
-    samples = await scrape(harness.baseUrl);
-    assert.equal(sampleValue(samples, 'channel_subscriptions'), 0);
-    assert.equal(sampleValue(samples, 'channels'), 0);
-    // The namespace label is folded: `game` is not configured, so it counts as `other`.
-    assert.ok(sampleValue(samples, 'channel_messages_published_total', { namespace: 'other', outcome: 'ok' }) >= 0);
-  });
-
-  it('PRODUCER and CONSUMER share the trace; the frame names the CONSUMER span', async () => {
-    const a = await connect();
-    await a.request({ type: 'subscribe', id: 1, channel: 'chat:traced' });
-    const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
-    a.send({ type: 'publish', id: 2, channel: 'chat:traced', data: 'x', traceparent });
-    const frame = await eventually(() => messages(a, 'chat:traced')[0]);
-    const spans = await eventually(() => {
-      const finished = harness.spans.getFinishedSpans();
-      const producer = finished.find((s) => s.kind === SpanKind.PRODUCER && s.attributes['messaging.destination.name'] === 'chat:traced');
-      const consumer = finished.find((s) => s.kind === SpanKind.CONSUMER && s.attributes['messaging.destination.name'] === 'chat:traced');
-      return producer && consumer ? { producer, consumer } : undefined;
+  describe(`channels (${engine} engine)`, () => {
+    before(async () => {
+      if (engine === 'redis') redis = await RedisServer.start();
+      harness = await startHarness({
+        env: {
+          MAX_SUBSCRIPTIONS_PER_CONNECTION: '3',
+          CHANNEL_NAMESPACES: 'chat',
+          MAX_PUBLISH_BYTES: '16384',
+          MAX_BUFFERED_BYTES: '200000',
+          // The slow-subscriber test publishes 400 messages as fast as they are answered.
+          RATE_LIMIT_MESSAGES_PER_SEC: '100000',
+          RATE_LIMIT_BURST: '100000',
+          RATE_LIMIT_BYTES_PER_SEC: '1073741824',
+          RATE_LIMIT_BYTES_BURST: '1073741824',
+          ...(redis === undefined ? {} : { REDIS_URL: redis.url }),
+        },
+      });
     });
-    const { producer, consumer } = spans;
-    assert.equal(producer.name, 'send chat');
-    assert.equal(consumer.name, 'process chat');
-    assert.equal(producer.attributes['messaging.operation.type'], 'send');
-    assert.equal(consumer.attributes['messaging.operation.type'], 'process');
-    assert.equal(consumer.attributes['ws.channel.fanout'], 1);
-    assert.equal(producer.spanContext().traceId, '4bf92f3577b34da6a3ce929d0e0e4736');
-    assert.equal(consumer.spanContext().traceId, producer.spanContext().traceId);
-    assert.equal(consumer.parentSpanContext?.spanId, producer.spanContext().spanId);
-    assert.equal(frame.traceparent, `00-${consumer.spanContext().traceId}-${consumer.spanContext().spanId}-01`);
-    const samples = await scrape(harness.baseUrl);
-    assert.ok(sampleValue(samples, 'channel_messages_delivered_total', { namespace: 'chat' }) >= 1);
-    assert.ok(sampleValue(samples, 'channel_delivery_lag_seconds_count', { namespace: 'chat' }) >= 1);
-    await a.close();
+    after(async () => {
+      await Promise.all(clients.map((c) => c.close()));
+      await harness.stop();
+      await redis?.stop();
+    });
+
+    it('subscribe is idempotent; publish is answered published and delivered to the publisher too', async () => {
+      const a = await connect();
+      assert.deepEqual(await a.request({ type: 'subscribe', id: 1, channel: 'chat:room-42' }), { type: 'subscribed', id: 1, channel: 'chat:room-42' });
+      assert.deepEqual(await a.request({ type: 'subscribe', id: 2, channel: 'chat:room-42' }), { type: 'subscribed', id: 2, channel: 'chat:room-42' });
+      a.send({ type: 'publish', id: 3, channel: 'chat:room-42', data: { text: 'hi' } });
+      await a.waitForReplies(4);
+      assert.deepEqual(a.replies.find((r) => r.id === 3), { type: 'published', id: 3, channel: 'chat:room-42' });
+      const delivered = await eventually(() => messages(a, 'chat:room-42')[0]);
+      assert.deepEqual(delivered.data, { text: 'hi' });
+      assert.match(String(delivered.traceparent), /^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/);
+      assert.equal(messages(a, 'chat:room-42').length, 1, 'one subscription however often subscribed');
+      assert.deepEqual(await a.request({ type: 'unsubscribe', id: 4, channel: 'chat:room-42' }), { type: 'unsubscribed', id: 4, channel: 'chat:room-42' });
+      await a.close();
+    });
+
+    it('N subscribers each get every message once, in order per publisher', async () => {
+      const subs = await Promise.all(Array.from({ length: 5 }, () => connect()));
+      for (const s of subs) await s.request({ type: 'subscribe', id: 's', channel: 'chat:fan' });
+      const publishers = await Promise.all([connect(), connect()]);
+      const N = 30;
+      for (let i = 0; i < N; i++) for (const [p, pub] of publishers.entries()) pub.send({ type: 'publish', id: i, channel: 'chat:fan', data: { p, i } });
+      for (const s of subs) {
+        await eventually(() => (messages(s, 'chat:fan').length >= 2 * N ? true : undefined), 5000, 'all deliveries');
+        const got = messages(s, 'chat:fan').map((m) => m.data as { p: number; i: number });
+        assert.equal(got.length, 2 * N);
+        for (const p of [0, 1]) assert.deepEqual(got.filter((d) => d.p === p).map((d) => d.i), Array.from({ length: N }, (_, i) => i));
+      }
+      await Promise.all([...subs, ...publishers].map((c) => c.close()));
+    });
+
+    it('bad names and too many subscriptions get stable codes, the connection stays open, counted', async () => {
+      const c = await connect();
+      const before = await scrape(harness.baseUrl);
+      for (const channel of ['nocolon', ':x', 'a:b c', 'a:' + 'x'.repeat(200), 42, undefined]) {
+        const reply = await c.request({ type: 'subscribe', id: 9, channel });
+        assert.equal(reply.code, 'bad_channel', String(channel));
+      }
+      assert.equal((await c.request({ type: 'publish', id: 10, channel: 'bad', data: 1 })).code, 'bad_channel');
+      for (let i = 0; i < 3; i++) assert.equal((await c.request({ type: 'subscribe', id: i, channel: `chat:${i}` })).type, 'subscribed');
+      const refused = await c.request({ type: 'subscribe', id: 11, channel: 'chat:3' });
+      assert.equal(refused.code, 'too_many_subscriptions');
+      assert.equal(refused.type, 'error');
+      assert.deepEqual(await c.request({ type: 'ping', id: 12 }), { type: 'pong', id: 12 });
+      const after = await scrape(harness.baseUrl);
+      const delta = (reason: string) =>
+        sampleValue(after, 'channel_requests_rejected_total', { reason }) - sampleValue(before, 'channel_requests_rejected_total', { reason });
+      assert.equal(delta('bad_channel'), 7);
+      assert.equal(delta('too_many_subscriptions'), 1);
+      await c.close();
+    });
+
+    it('an abrupt close drops the subscriptions: gauges back to the truth, no broker listener left', async () => {
+      await eventually(async () => (sampleValue(await scrape(harness.baseUrl), 'channel_subscriptions') === 0 ? true : undefined), 3000, 'no subscriptions');
+      const c = await connect();
+      const d = await connect();
+      await c.request({ type: 'subscribe', id: 1, channel: 'chat:gone' });
+      await c.request({ type: 'subscribe', id: 2, channel: 'game:x' });
+      await d.request({ type: 'subscribe', id: 3, channel: 'chat:gone' });
+      let samples = await scrape(harness.baseUrl);
+      assert.equal(sampleValue(samples, 'channel_subscriptions'), 3);
+      assert.equal(sampleValue(samples, 'channels'), 2);
+      c.ws.terminate();
+      await eventually(() => (harness.service.subscriptions.subscriptionCount === 1 ? true : undefined), 3000, 'subscriptions dropped');
+      samples = await scrape(harness.baseUrl);
+      assert.equal(sampleValue(samples, 'channel_subscriptions'), 1);
+      assert.equal(sampleValue(samples, 'channels'), 1);
+      await eventually(async () => ((await brokerListeners('game:x')) === 0 ? true : undefined), 3000, 'game:x released on the broker');
+      assert.equal(await brokerListeners('chat:gone'), 1);
+      d.ws.terminate();
+      await eventually(async () => ((await brokerListeners('chat:gone')) === 0 ? true : undefined), 3000, 'no broker listener');
+      samples = await scrape(harness.baseUrl);
+      assert.equal(sampleValue(samples, 'channel_subscriptions'), 0);
+      assert.equal(sampleValue(samples, 'channels'), 0);
+      // The namespace label is folded: `game` is not configured, so it counts as `other`.
+      assert.ok(sampleValue(samples, 'channel_messages_published_total', { namespace: 'other', outcome: 'ok' }) >= 0);
+    });
+
+    it('PRODUCER and CONSUMER share the trace; the frame names the CONSUMER span', async () => {
+      const a = await connect();
+      await a.request({ type: 'subscribe', id: 1, channel: 'chat:traced' });
+      const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+      a.send({ type: 'publish', id: 2, channel: 'chat:traced', data: 'x', traceparent });
+      const frame = await eventually(() => messages(a, 'chat:traced')[0]);
+      const spans = await eventually(() => {
+        const finished = harness.spans.getFinishedSpans();
+        const producer = finished.find((s) => s.kind === SpanKind.PRODUCER && s.attributes['messaging.destination.name'] === 'chat:traced');
+        const consumer = finished.find((s) => s.kind === SpanKind.CONSUMER && s.attributes['messaging.destination.name'] === 'chat:traced');
+        return producer && consumer ? { producer, consumer } : undefined;
+      });
+      const { producer, consumer } = spans;
+      assert.equal(producer.name, 'send chat');
+      assert.equal(consumer.name, 'process chat');
+      assert.equal(producer.attributes['messaging.operation.type'], 'send');
+      assert.equal(consumer.attributes['messaging.operation.type'], 'process');
+      assert.equal(consumer.attributes['ws.channel.fanout'], 1);
+      assert.equal(producer.spanContext().traceId, '4bf92f3577b34da6a3ce929d0e0e4736');
+      assert.equal(consumer.spanContext().traceId, producer.spanContext().traceId);
+      assert.equal(consumer.parentSpanContext?.spanId, producer.spanContext().spanId);
+      assert.equal(frame.traceparent, `00-${consumer.spanContext().traceId}-${consumer.spanContext().spanId}-01`);
+      const samples = await scrape(harness.baseUrl);
+      assert.ok(sampleValue(samples, 'channel_messages_delivered_total', { namespace: 'chat' }) >= 1);
+      assert.ok(sampleValue(samples, 'channel_delivery_lag_seconds_count', { namespace: 'chat' }) >= 1);
+      await a.close();
+    });
+
+    it('a publish past MAX_PUBLISH_BYTES gets message_too_large; the connection stays open; counted', async () => {
+      const c = await connect();
+      await c.request({ type: 'subscribe', id: 1, channel: 'chat:big' });
+      const before = await scrape(harness.baseUrl);
+      const refused = await c.request({ type: 'publish', id: 2, channel: 'chat:big', data: 'x'.repeat(16_383) });
+      assert.equal(refused.code, 'message_too_large');
+      // UTF-8 bytes of the JSON text count: 8192 two-byte characters and two quotes are 16386.
+      assert.equal((await c.request({ type: 'publish', id: 3, channel: 'chat:big', data: 'é'.repeat(8192) })).code, 'message_too_large', 'bytes, not characters');
+      // 16382 characters plus the two quotes fit exactly.
+      c.send({ type: 'publish', id: 4, channel: 'chat:big', data: 'x'.repeat(16_382) });
+      assert.equal((await eventually(() => c.replies.find((r) => r.id === 4))).type, 'published');
+      await eventually(() => messages(c, 'chat:big')[0]);
+      assert.equal(messages(c, 'chat:big').length, 1, 'only the publish that fit was delivered');
+      const after = await scrape(harness.baseUrl);
+      assert.equal(
+        sampleValue(after, 'channel_requests_rejected_total', { reason: 'message_too_large' }) - sampleValue(before, 'channel_requests_rejected_total', { reason: 'message_too_large' }),
+        2,
+      );
+      await c.close();
+    });
+
+    it('a subscriber that does not read is closed as a slow reader, counted; the others get every message', async () => {
+      const before = await scrape(harness.baseUrl);
+      const slow = await connect();
+      const fast = await connect();
+      await slow.request({ type: 'subscribe', id: 1, channel: 'chat:slow' });
+      await fast.request({ type: 'subscribe', id: 1, channel: 'chat:slow' });
+      slow.ws.pause();
+      const publisher = await connect();
+      // Enough to fill the loopback socket buffers first: only then does the server's own backlog grow.
+      const N = 800;
+      const data = 'y'.repeat(15_000);
+      for (let i = 0; i < N; i++) {
+        publisher.send({ type: 'publish', id: i, channel: 'chat:slow', data: `${i}:${data}` });
+        if (i % 50 === 49) await publisher.waitForReplies(i + 1);
+      }
+      await eventually(() => (messages(fast, 'chat:slow').length === N ? true : undefined), 10_000, 'every delivery to the reading subscriber');
+      assert.deepEqual(
+        messages(fast, 'chat:slow').map((m) => Number(String(m.data).split(':')[0])),
+        Array.from({ length: N }, (_, i) => i),
+      );
+      const after = await eventually(async () => {
+        const samples = await scrape(harness.baseUrl);
+        return sampleValue(samples, 'connections_closed_by_server_total', { reason: 'slow_reader' }) > sampleValue(before, 'connections_closed_by_server_total', { reason: 'slow_reader' })
+          ? samples
+          : undefined;
+      }, 10_000, 'the slow subscriber closed');
+      assert.ok(
+        sampleValue(after, 'channel_deliveries_dropped_total', { namespace: 'chat', reason: 'slow_subscriber' }) >
+          sampleValue(before, 'channel_deliveries_dropped_total', { namespace: 'chat', reason: 'slow_subscriber' }),
+        'the delivery that passed its bound is counted as dropped',
+      );
+      assert.ok(sampleValue(after, 'channel_fanout_duration_seconds_count', { namespace: 'chat' }) >= N);
+      slow.ws.terminate();
+      await publisher.close();
+      await fast.close();
+    });
   });
-});
+}

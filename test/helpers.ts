@@ -9,6 +9,8 @@ import { InMemoryMetricExporter, PeriodicExportingMetricReader, AggregationTempo
 import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { Logger } from 'pino';
 import WebSocket from 'ws';
+import type { Broker } from '../src/channels/broker.js';
+import { createBroker } from '../src/channels/engine.js';
 import { loadConfig, type Env } from '../src/config/config.js';
 import type { HandlerRegistry } from '../src/protocol/handlers/index.js';
 import { createLogger } from '../src/telemetry/logger.js';
@@ -34,6 +36,8 @@ export interface Harness {
 export interface HarnessOptions {
   readonly env?: Env;
   readonly handlers?: HandlerRegistry;
+  /** The channel engine; by default the one the config names (REDIS_URL in `env`: Redis). */
+  readonly broker?: Broker;
 }
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
@@ -65,7 +69,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     spanProcessors: [new SimpleSpanProcessor(spans)],
     metricReaders: [(metricProducers) => new PeriodicExportingMetricReader({ exporter: pushed, exportIntervalMillis: 3_600_000, metricProducers })],
   });
-  const service = createService({ config, telemetry, logger, handlers: options.handlers });
+  const broker = options.broker ?? (await createBroker(config.channels));
+  const service = createService({ config, telemetry, logger, handlers: options.handlers, broker });
   const address = await service.start();
   let stopped: Promise<void> | undefined;
   return {

@@ -39,6 +39,10 @@ function sequence(outcome: TelemetryOutcome) {
       steps.push('close http');
       return Promise.resolve();
     },
+    closeBroker: () => {
+      steps.push('close broker');
+      return Promise.resolve();
+    },
   };
   const span = { end: () => void steps.push('span ended') } as unknown as Span;
   return { deps, span, lines, steps, telemetryBudgets };
@@ -47,7 +51,7 @@ function sequence(outcome: TelemetryOutcome) {
 test('the steps in order; the SDK gets the timeout less the log flush share', async () => {
   const { deps, span, steps, lines, telemetryBudgets } = sequence('flushed');
   const result = await runShutdown(deps, 'test', span);
-  assert.deepEqual(steps, ['draining', 'closing', 'close ws server', 'close http', 'shutdown_duration', 'span ended', 'telemetry', 'closed']);
+  assert.deepEqual(steps, ['draining', 'closing', 'close ws server', 'close http', 'close broker', 'shutdown_duration', 'span ended', 'telemetry', 'closed']);
   assert.deepEqual(
     lines.map((l) => l.msg),
     [

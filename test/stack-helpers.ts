@@ -30,6 +30,7 @@ const PACKAGES: Record<string, string> = {
   promtool: 'prometheus',
   prometheus: 'prometheus',
   'docker-compose': 'docker-compose',
+  'redis-server': 'redis-server',
 };
 
 /** The one message for a binary the tests need that is not on the PATH. */

@@ -12,6 +12,9 @@ function pendingBroker(): { broker: Broker; fail: (err: Error) => void; listener
   const subscribed = new Set<BrokerListener>();
   const broker: Broker = {
     system: 'test',
+    connect: () => Promise.resolve(),
+    status: () => ({ up: true }),
+    observe: () => undefined,
     subscribe: (_channel, listener) =>
       new Promise<void>((_resolve, rej) => {
         subscribed.add(listener);
@@ -39,6 +42,7 @@ test('a subscriber that joins while the broker subscription is pending is refuse
     instruments,
     logger: pino({ level: 'silent' }),
     labels: new NamespaceLabels([]),
+    maxPublishBytes: 1024,
     maxPerConnection: 10,
     tracer: undefined as unknown as SubscriptionsDeps['tracer'],
   });

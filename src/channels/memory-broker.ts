@@ -1,11 +1,22 @@
 /** The in-process broker: one instance, no network; what runs when no other engine is configured. */
 import { context, ROOT_CONTEXT } from '@opentelemetry/api';
-import { BrokerUnavailableError, type Broker, type BrokerListener, type Envelope } from './broker.js';
+import { BrokerUnavailableError, type Broker, type BrokerListener, type BrokerStatus, type Envelope } from './broker.js';
 
 export class MemoryBroker implements Broker {
   readonly system = 'ws-service.memory';
   readonly #listeners = new Map<string, Set<BrokerListener>>();
   #closed = false;
+
+  connect(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  status(): BrokerStatus {
+    return this.#closed ? { up: false, detail: 'closed' } : { up: true };
+  }
+
+  /** Nothing fails in process: no error or state change is ever reported. */
+  observe(): void {}
 
   subscribe(channel: string, listener: BrokerListener): Promise<void> {
     if (this.#closed) return Promise.reject(new BrokerUnavailableError('broker closed'));

@@ -32,6 +32,8 @@ interface Channel {
   /** The folded metric label. */
   readonly label: string;
   readonly members: Set<Subscriber>;
+  /** The pushed frame up to its data: built once per channel, so a delivery only concatenates. */
+  readonly framePrefix: string;
   readonly listener: BrokerListener;
   /** The broker's subscription: every member that joins waits on it, so none is told
    * `subscribed` for a channel the broker refused. */
@@ -45,6 +47,8 @@ export interface SubscriptionsDeps {
   readonly logger: Logger;
   readonly labels: NamespaceLabels;
   readonly maxPerConnection: number;
+  /** MAX_PUBLISH_BYTES: the most a publish's `data` may take as JSON text. */
+  readonly maxPublishBytes: number;
 }
 
 export class Subscriptions {
@@ -105,9 +109,16 @@ export class Subscriptions {
 
   /**
    * Publishes under a PRODUCER span, a child of the publish message's span (the active context),
-   * whose context travels in the envelope. Resolves once the broker has accepted it.
+   * whose context travels in the envelope. Resolves once the broker has accepted it. The data is
+   * serialised here once; every instance splices that text into its frame unparsed.
    */
   async publish(name: ChannelName, data: unknown): Promise<void> {
+    const json = JSON.stringify(data);
+    // A UTF-16 unit takes at most 3 bytes in UTF-8: short text is not measured byte by byte.
+    if (json.length * 3 > this.deps.maxPublishBytes && Buffer.byteLength(json) > this.deps.maxPublishBytes) {
+      this.deps.instruments.countRejected('message_too_large');
+      throw new ClientError('message_too_large', `publish data takes at most ${this.deps.maxPublishBytes} bytes as JSON`);
+    }
     const label = this.deps.labels.of(name.namespace);
     const parent = context.active();
     const span = this.deps.tracer.startSpan(
@@ -117,9 +128,10 @@ export class Subscriptions {
     );
     const carrier: { traceparent?: string; tracestate?: string } = {};
     propagation.inject(trace.setSpan(parent, span), carrier);
-    const envelope: Envelope = { data, traceparent: carrier.traceparent, tracestate: carrier.tracestate, publishedAt: Date.now() };
+    const envelope: Envelope = { json, traceparent: carrier.traceparent, tracestate: carrier.tracestate, publishedAt: Date.now() };
     try {
-      await this.deps.broker.publish(name.channel, envelope);
+      // The engine's own spans (a Redis PUBLISH) are children of the PRODUCER span.
+      await context.with(trace.setSpan(parent, span), () => this.deps.broker.publish(name.channel, envelope));
     } catch (err) {
       span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
       span.end();
@@ -147,6 +159,7 @@ export class Subscriptions {
       namespace: name.namespace,
       label: this.deps.labels.of(name.namespace),
       members: new Set(),
+      framePrefix: `{"type":"message","channel":${JSON.stringify(name.channel)},"data":`,
       listener: (envelope) => this.#deliver(channel, envelope),
       ready: Promise.resolve(),
     };
@@ -175,6 +188,7 @@ export class Subscriptions {
    * one creation context), and the pushed frame names it so a client can continue the trace.
    */
   #deliver(channel: Channel, envelope: Envelope): void {
+    const started = performance.now();
     const parent: Context = remoteParent(envelope) ?? ROOT_CONTEXT;
     const span = this.deps.tracer.startSpan(
       `process ${channel.namespace}`,
@@ -184,25 +198,38 @@ export class Subscriptions {
     const active = trace.setSpan(parent, span);
     const carrier: { traceparent?: string } = {};
     propagation.inject(active, carrier);
-    const payload = JSON.stringify({ type: 'message', channel: channel.name, data: envelope.data, traceparent: carrier.traceparent });
+    const payload =
+      carrier.traceparent === undefined
+        ? `${channel.framePrefix}${envelope.json}}`
+        : `${channel.framePrefix}${envelope.json},"traceparent":"${carrier.traceparent}"}`;
     let delivered = 0;
-    let dropped = 0;
+    let closing = 0;
+    let slow = 0;
     context.with(active, () => {
       for (const member of channel.members) {
         if (!member.isOpen) {
-          dropped++;
+          closing++;
           continue;
         }
         member.send(payload);
-        delivered++;
+        // This send passed the subscriber's unsent-bytes bound: it is being closed as a slow
+        // reader and will not read this message. The others are not held back by it.
+        if (member.isOpen) delivered++;
+        else slow++;
       }
-      if (dropped > 0) this.deps.logger.debug({ namespace: channel.label, dropped }, 'channel deliveries dropped: subscriber closing');
+      // Inside the CONSUMER span: its request_id is the publisher's trace id, on every instance.
+      this.deps.logger.debug(
+        { namespace: channel.label, fanout: delivered, dropped_closing: closing, dropped_slow: slow, lag_ms: Date.now() - envelope.publishedAt },
+        'channel message delivered',
+      );
     });
     span.setAttribute(ATTR_WS_CHANNEL_FANOUT, delivered);
     span.end();
     const { instruments } = this.deps;
     instruments.countDelivered(channel.label, delivered);
-    if (dropped > 0) instruments.countDropped(channel.label, 'not_open', dropped);
+    if (closing > 0) instruments.countDropped(channel.label, 'not_open', closing);
+    if (slow > 0) instruments.countDropped(channel.label, 'slow_subscriber', slow);
     instruments.recordLag(channel.label, Math.max(0, Date.now() - envelope.publishedAt) / 1000);
+    instruments.recordFanout(channel.label, (performance.now() - started) / 1000);
   }
 }

@@ -121,6 +121,22 @@ export interface ChannelsConfig {
    * `other`, so a client inventing namespaces cannot grow the series count. @default [] (all `other`)
    */
   readonly namespaces: readonly string[];
+  /**
+   * MAX_PUBLISH_BYTES: the most a publish's `data` may take as JSON text; past it the publish
+   * gets message_too_large and the connection stays open. At most MAX_MESSAGE_BYTES. @default 32768
+   */
+  readonly maxPublishBytes: number;
+  /** The Redis engine when REDIS_URL is set; the in-process engine otherwise. */
+  readonly redis?: RedisConfig;
+}
+
+export interface RedisConfig {
+  /** REDIS_URL: redis://[user:password@]host[:port][/db] or rediss:// for TLS. */
+  readonly url: string;
+  /** REDIS_CHANNEL_PREFIX: before every channel name on Redis, so deployments sharing a Redis stay apart. @default "ws-service:" */
+  readonly prefix: string;
+  /** REDIS_COMMAND_TIMEOUT_MS: a Redis command (a publish) not answered by then fails with `unavailable`. @default 2000 */
+  readonly commandTimeoutMs: number;
 }
 
 /** What one connection, and the whole server, may cost; every limit has a metric (README). */
@@ -342,6 +358,26 @@ function channelNamespaces(env: Env): readonly string[] {
   return Object.freeze([...new Set(names)]);
 }
 
+function redis(env: Env): RedisConfig | undefined {
+  const url = raw(env, 'REDIS_URL');
+  if (url === undefined) return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new ConfigError('REDIS_URL', 'a redis:// or rediss:// URL', '(not a URL)');
+  }
+  // The value may carry a password: only the parts that cannot are echoed back.
+  if ((parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') || parsed.hostname === '') {
+    throw new ConfigError('REDIS_URL', 'a redis:// or rediss:// URL with a host', `${parsed.protocol}//${parsed.host}`);
+  }
+  const prefix = raw(env, 'REDIS_CHANNEL_PREFIX') ?? 'ws-service:';
+  if (!/^[A-Za-z0-9_.:-]{0,64}$/.test(prefix)) {
+    throw new ConfigError('REDIS_CHANNEL_PREFIX', 'at most 64 characters from A-Z a-z 0-9 _ . : -', prefix);
+  }
+  return { url, prefix, commandTimeoutMs: integer(env, 'REDIS_COMMAND_TIMEOUT_MS', 2_000, 50, 60_000) };
+}
+
 function authToken(env: Env): string | undefined {
   const value = env.AUTH_TOKEN;
   if (value === undefined || value === '') return undefined;
@@ -513,6 +549,7 @@ export function loadConfig(env: Env, version = '0.0.0'): Config {
   const port = integer(env, 'PORT', 8080, 0, 65535);
   const mainHost = host(env);
   const limitsConfig = limits(env, maxMessageBytes);
+  const redisConfig = redis(env);
   const config: Config = {
     port,
     host: mainHost,
@@ -530,6 +567,8 @@ export function loadConfig(env: Env, version = '0.0.0'): Config {
     channels: {
       maxSubscriptionsPerConnection: integer(env, 'MAX_SUBSCRIPTIONS_PER_CONNECTION', 100, 1, 100_000),
       namespaces: channelNamespaces(env),
+      maxPublishBytes: integer(env, 'MAX_PUBLISH_BYTES', Math.min(32_768, maxMessageBytes), 1, maxMessageBytes),
+      ...(redisConfig === undefined ? {} : { redis: redisConfig }),
     },
   };
   return deepFreeze(config);

@@ -1,9 +1,11 @@
 /**
  * /readyz: ready only when the telemetry SDK has started and the last collection did not fail,
- * the server is listening and it is not draining. OTLP export trouble is reported as a
- * degraded check that does not fail readiness: a collector outage must not take a fleet out
- * of rotation.
+ * the server is listening and it is not draining. OTLP export trouble and a channel broker
+ * outage are reported as degraded checks that do not fail readiness: every instance shares the
+ * collector and the broker, so failing on them would take the whole fleet out of rotation at
+ * once and leave the load balancer nowhere to send clients. Alerts page for them instead.
  */
+import type { BrokerStatus } from '../channels/broker.js';
 import type { Telemetry } from '../telemetry/sdk.js';
 
 export type CheckStatus = 'ok' | 'fail' | 'disabled' | 'degraded';
@@ -15,8 +17,8 @@ export interface Check {
 
 export interface Readiness {
   readonly ready: boolean;
-  /** In order: the SDK first, then the server, the drain, and OTLP export. */
-  readonly checks: Readonly<Record<'telemetry_sdk' | 'server' | 'draining' | 'telemetry_export', Check>>;
+  /** In order: the SDK first, then the server, the drain, OTLP export and the channel broker. */
+  readonly checks: Readonly<Record<'telemetry_sdk' | 'server' | 'draining' | 'telemetry_export' | 'channel_broker', Check>>;
 }
 
 export interface ReadinessSources {
@@ -25,6 +27,7 @@ export interface ReadinessSources {
   readonly lastScrapeError: () => string | undefined;
   readonly listening: () => boolean;
   readonly draining: () => boolean;
+  readonly broker: () => BrokerStatus;
 }
 
 /**
@@ -54,8 +57,10 @@ export function checkReadiness(sources: ReadinessSources): Readiness {
             .map(([signal, f]) => `${signal} failing since ${f.since}: ${f.error}`)
             .join('; '),
         };
+  const brokerStatus = sources.broker();
+  const channelBroker: Check = brokerStatus.up ? { status: 'ok' } : { status: 'degraded', detail: brokerStatus.detail ?? 'down' };
   return {
     ready: telemetrySdk.status !== 'fail' && server.status === 'ok' && draining.status === 'ok',
-    checks: { telemetry_sdk: telemetrySdk, server, draining, telemetry_export: telemetryExport },
+    checks: { telemetry_sdk: telemetrySdk, server, draining, telemetry_export: telemetryExport, channel_broker: channelBroker },
   };
 }

@@ -7,8 +7,9 @@
  *     messages are answered;
  *  4. connections still open when the sockets' share of the budget is spent are terminated;
  *  5. the HTTP server closed with every connection it still holds;
- *  6. shutdown_duration recorded;
- *  7. the telemetry SDK flushed and stopped, in what is left of the budget but the log flush's share.
+ *  6. the channel broker closed (its Redis connections, when it has them);
+ *  7. shutdown_duration recorded;
+ *  8. the telemetry SDK flushed and stopped, in what is left of the budget but the log flush's share.
  * Every step is logged; the caller runs this inside one span so the lines share a request_id.
  */
 import type { Span } from '@opentelemetry/api';
@@ -46,6 +47,8 @@ export interface ShutdownDeps {
   readonly closeWsServer: () => void;
   /** Closes the HTTP server and every connection it still holds. */
   readonly closeHttp: () => Promise<void>;
+  /** Closes the channel broker's connections: no subscriber is left to deliver to. */
+  readonly closeBroker: () => Promise<void>;
 }
 
 /** The last line of the sequence tells how the telemetry shutdown went: only a flush is good news. */
@@ -73,6 +76,7 @@ export async function runShutdown(deps: ShutdownDeps, trigger: string, span: Spa
   logger.info({}, 'shutdown: refusing new upgrades');
   const terminatedSockets = await closeConnections(deps, budget.socketCloseMs);
   await deps.closeHttp();
+  await deps.closeBroker();
 
   const durationSeconds = (performance.now() - startedAt) / 1000;
   deps.instruments.shutdownDuration.record(durationSeconds);

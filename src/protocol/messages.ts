@@ -33,6 +33,7 @@ export const ERROR_CODES = {
   rate_limited: 'rate_limited',
   bad_channel: 'bad_channel',
   too_many_subscriptions: 'too_many_subscriptions',
+  message_too_large: 'message_too_large',
   unavailable: 'unavailable',
 } as const;
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -4,7 +4,9 @@
  * plus operator extras named in the same style; the exporter adds `_total` to counters.
  */
 import type { Attributes, Counter, Histogram, Meter } from '@opentelemetry/api';
+import { BROKER_ERROR_KINDS, type BrokerErrorKind } from '../channels/broker.js';
 import {
+  ATTR_KIND,
   ATTR_NAMESPACE,
   ATTR_OUTCOME,
   CHANNEL_REJECT_REASONS,
@@ -40,6 +42,8 @@ export const CONNECTION_BUCKETS_S = [0.1, 1, 5, 15, 60, 300, 900, 1800, 3600, 72
 
 /** Seconds from publish to delivery; the tail shows event-loop stalls and broker backlogs. */
 export const DELIVERY_LAG_BUCKETS_S = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+/** Seconds to send one broker message to every local subscriber: microseconds for a few, milliseconds for thousands. */
+export const FANOUT_BUCKETS_S = [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25];
 
 /** Channel metrics; `namespace` is always a folded label (channels/names.ts), never a channel. */
 export interface ChannelInstruments {
@@ -47,7 +51,9 @@ export interface ChannelInstruments {
   countDelivered(namespace: string, count: number): void;
   countDropped(namespace: string, reason: DeliveryDropReason, count: number): void;
   recordLag(namespace: string, seconds: number): void;
+  recordFanout(namespace: string, seconds: number): void;
   countRejected(reason: ChannelRejectReason): void;
+  countBrokerError(kind: BrokerErrorKind): void;
 }
 
 export interface Instruments {
@@ -90,6 +96,8 @@ export interface InstrumentSources {
   /** Live subscriptions and channels, read at collection time like active_connections. */
   readonly liveSubscriptions: () => number;
   readonly liveChannels: () => number;
+  /** 1 while the channel broker's connections are up, read at collection time. */
+  readonly brokerUp: () => boolean;
 }
 
 type ByOutcome = Readonly<Record<Outcome, Attributes>>;
@@ -139,7 +147,24 @@ function createChannelInstruments(meter: Meter, sources: InstrumentSources): Cha
     unit: 's',
     advice: { explicitBucketBoundaries: DELIVERY_LAG_BUCKETS_S },
   });
+  const fanout = meter.createHistogram('channel_fanout_duration_seconds', {
+    description: 'Time to send one broker message to every local subscriber of its channel, by namespace',
+    unit: 's',
+    advice: { explicitBucketBoundaries: FANOUT_BUCKETS_S },
+  });
   const countRejected = reasonCounter(meter, 'channel_requests_rejected', 'Channel requests answered with an error code, by reason', CHANNEL_REJECT_REASONS);
+  meter
+    .createObservableGauge('channel_broker_up', { description: 'Whether the channel broker connections are up (1) or not (0); the in-process broker is always up' })
+    .addCallback((result) => result.observe(sources.brokerUp() ? 1 : 0));
+  const brokerErrors = meter.createCounter('channel_broker_errors', {
+    description: 'Channel broker failures by kind: connection_lost (once per outage), subscriber_dropped, publish_failed, subscribe_failed, bad_envelope',
+  });
+  const byKind = new Map<BrokerErrorKind, Attributes>();
+  for (const kind of BROKER_ERROR_KINDS) {
+    const attrs = Object.freeze({ [ATTR_KIND]: kind });
+    byKind.set(kind, attrs);
+    brokerErrors.add(0, attrs);
+  }
 
   const byNamespace = new Map<string, Attributes>();
   const published_ = new Map<string, Attributes>();
@@ -164,7 +189,9 @@ function createChannelInstruments(meter: Meter, sources: InstrumentSources): Cha
     countDelivered: (namespace, count) => delivered.add(count, byNamespace.get(namespace)),
     countDropped: (namespace, reason, count) => dropped.add(count, dropped_.get(`${namespace}\0${reason}`)),
     recordLag: (namespace, seconds) => lag.record(seconds, byNamespace.get(namespace)),
+    recordFanout: (namespace, seconds) => fanout.record(seconds, byNamespace.get(namespace)),
     countRejected,
+    countBrokerError: (kind) => brokerErrors.add(1, byKind.get(kind)),
   };
 }
 

@@ -121,12 +121,17 @@ export const ATTR_WS_CHANNEL_FANOUT = 'ws.channel.fanout';
 /** The (folded) namespace label of the channel metrics. */
 export const ATTR_NAMESPACE = 'namespace';
 export const ATTR_OUTCOME = 'outcome';
+/** The kind label of channel_broker_errors (channels/broker.ts lists the values). */
+export const ATTR_KIND = 'kind';
 
 export const PUBLISH_OUTCOMES = ['ok', 'unavailable'] as const;
 export type PublishOutcome = (typeof PUBLISH_OUTCOMES)[number];
-/** Why a delivery to one subscriber was not sent; `not_open`: its socket was already closing. */
-export const DELIVERY_DROP_REASONS = ['not_open'] as const;
+/**
+ * Why a delivery to one subscriber was lost: `not_open`, its socket was already closing;
+ * `slow_subscriber`, this delivery passed its unsent-bytes bound and it was closed as a slow reader.
+ */
+export const DELIVERY_DROP_REASONS = ['not_open', 'slow_subscriber'] as const;
 export type DeliveryDropReason = (typeof DELIVERY_DROP_REASONS)[number];
 /** Channel requests answered with an error code; each pre-registered at 0 in channel_requests_rejected. */
-export const CHANNEL_REJECT_REASONS = ['bad_channel', 'too_many_subscriptions', 'unavailable'] as const;
+export const CHANNEL_REJECT_REASONS = ['bad_channel', 'too_many_subscriptions', 'message_too_large', 'unavailable'] as const;
 export type ChannelRejectReason = (typeof CHANNEL_REJECT_REASONS)[number];
