@@ -8,12 +8,13 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parse } from 'yaml';
 import { Client, eventually, killChildren, startChild, withTimeout, type RunningService } from './helpers.js';
+import { RedisServer } from './redis-server.js';
 import { freePort, notFoundMessage, readRepoFile, repoPath, requireBinary } from './stack-helpers.js';
 
 // Debian's real Prometheus, run with the project's own otel/prometheus.yml and rules, rewritten
 // only where it must be: targets on loopback and 1 s intervals instead of 15 s. The ws-service
-// job scrapes two real main.js processes, as it scrapes ws-service and ws-service-2 in
-// docker-compose.yml; the otel-collector job scrapes a stand-in serving what the
+// job scrapes two real main.js processes sharing a real redis-server, as it scrapes ws-service
+// and ws-service-2 in docker-compose.yml; the otel-collector job scrapes a stand-in serving what the
 // collector's Prometheus exporter serves under otel/collector.yaml (no collector binary exists
 // on these machines): the service's pushed series labelled job/instance from service.name and
 // service.instance.id, unsuffixed names, and a finished process's shutdown_duration.
@@ -74,8 +75,9 @@ interface Alert {
 }
 
 let svc: RunningService;
-/** The second instance: the channel checks run there, so svc's message counts stay exact. */
+/** The second instance: channel deliveries land there, so svc's message counts stay exact. */
 let svc2: RunningService;
+let redis: RedisServer | undefined;
 let collector: Server;
 let prometheus: ChildProcess;
 let prometheusLog = '';
@@ -109,9 +111,10 @@ async function single(expr: string, value: number): Promise<Sample | undefined> 
 before(async () => {
   // Fail in milliseconds, not after the readiness deadline below, when the binary is missing.
   requireBinary('prometheus');
-  svc = await startChild({ SHUTDOWN_DRAIN_DELAY_MS: '0', SHUTDOWN_TIMEOUT_MS: '2000' });
+  redis = await RedisServer.start();
+  svc = await startChild({ SHUTDOWN_DRAIN_DELAY_MS: '0', SHUTDOWN_TIMEOUT_MS: '2000', REDIS_URL: redis.url });
   serviceInstance = `127.0.0.1:${svc.port}`;
-  svc2 = await startChild({ SHUTDOWN_DRAIN_DELAY_MS: '0', SHUTDOWN_TIMEOUT_MS: '2000', CHANNEL_NAMESPACES: 'chat' });
+  svc2 = await startChild({ SHUTDOWN_DRAIN_DELAY_MS: '0', SHUTDOWN_TIMEOUT_MS: '2000', CHANNEL_NAMESPACES: 'chat', REDIS_URL: redis.url });
   serviceInstance2 = `127.0.0.1:${svc2.port}`;
 
   collector = createServer((req, res) => {
@@ -183,6 +186,7 @@ after(async () => {
   }
   collector?.close();
   await killChildren();
+  await redis?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -264,9 +268,16 @@ describe('real Prometheus with otel/prometheus.yml and the alert rules', () => {
     assert.equal((await activeAlerts()).find((a) => a.labels.alertname === 'WsServiceShutdownSlow'), undefined);
   });
 
-  test('the channel rules find their series as the service exports them: lag buckets by namespace, drops by reason', async () => {
+  test('the channel rules find their series as the services export them: broker up on both, lag by namespace across instances, drops by reason', async () => {
+    const up = await eventually(async () => {
+      const result = await query('channel_broker_up{job="ws-service"} == 1');
+      return result.length === 2 ? result : undefined;
+    }, 20_000, 'channel_broker_up == 1 on both instances');
+    assert.deepEqual(up.map((s) => s.metric.instance).sort(), [serviceInstance, serviceInstance2].sort());
+
+    // Subscribed on the second instance, published on the first: the delivery crosses Redis.
     const subscriber = await Client.connect(svc2.wsUrl);
-    const publisher = await Client.connect(svc2.wsUrl);
+    const publisher = await Client.connect(svc.wsUrl);
     // The lag rule's own expression, less its threshold: one p99 for the instance and namespace.
     const lagExpr = alertExpr('WsServiceChannelDeliveryLagHigh').replace(/ > 1$/, '');
     let p99: Sample;
@@ -280,13 +291,47 @@ describe('real Prometheus with otel/prometheus.yml and the alert rules', () => {
         const result = (await query(lagExpr)).filter((s) => s.metric.instance === serviceInstance2 && s.metric.namespace === 'chat');
         return result.length === 1 && Number.isFinite(Number(result[0].value[1])) ? result[0] : undefined;
       }, 30_000, 'a p99 delivery lag for namespace chat');
-      assert.ok(subscriber.replies.some((r) => r.type === 'message'), 'delivered');
+      assert.ok(subscriber.replies.some((r) => r.type === 'message'), 'delivered across the instances');
     } finally {
       await Promise.all([subscriber.close(), publisher.close()]);
     }
     assert.ok(Number(p99.value[1]) < 1, `p99 ${p99.value[1]} s on an idle loopback`);
     // The drop series exist at 0 from the first scrape, so rate() sees their first drop.
     const dropped = await query(`channel_deliveries_dropped_total{instance="${serviceInstance2}"}`);
-    assert.ok(dropped.some((s) => s.metric.namespace === 'chat' && s.metric.reason === 'not_open'), JSON.stringify(dropped));
+    assert.deepEqual(dropped.filter((s) => s.metric.namespace === 'chat').map((s) => s.metric.reason).sort(), ['not_open', 'slow_subscriber']);
+    const active = await activeAlerts();
+    assert.deepEqual(active.filter((a) => a.labels.alertname.startsWith('WsServiceChannel') || a.labels.alertname === 'WsServiceBrokerSubscriberDropped'), []);
+  });
+
+  test('Redis closing the subscriber connection fires WsServiceBrokerSubscriberDropped for that instance at once', async () => {
+    const subscriber = await Client.connect(svc2.wsUrl);
+    try {
+      assert.equal((await subscriber.request({ type: 'subscribe', id: 1, channel: 'chat:kill' })).type, 'subscribed');
+      // What client-output-buffer-limit does to a slow reader, without waiting for one: only the
+      // subscriber connection goes; the command connection stays up.
+      await redis!.command('CLIENT', 'KILL', 'TYPE', 'pubsub');
+      const fired = await eventually(
+        async () => (await activeAlerts()).find((a) => a.labels.alertname === 'WsServiceBrokerSubscriberDropped' && a.state === 'firing'),
+        30_000,
+        'WsServiceBrokerSubscriberDropped firing',
+      );
+      assert.equal(fired.labels.instance, serviceInstance2);
+      assert.equal(fired.labels.kind, 'subscriber_dropped');
+    } finally {
+      await subscriber.close();
+    }
+  });
+
+  test('Redis gone: channel_broker_up drops to 0 on both instances and WsServiceChannelBrokerDown is pending for each (it waits 2m)', async () => {
+    await redis!.kill9();
+    const pending = await eventually(async () => {
+      const alerts = (await activeAlerts()).filter((a) => a.labels.alertname === 'WsServiceChannelBrokerDown');
+      return alerts.length === 2 ? alerts : undefined;
+    }, 30_000, 'WsServiceChannelBrokerDown for both instances');
+    assert.deepEqual(pending.map((a) => a.labels.instance).sort(), [serviceInstance, serviceInstance2].sort());
+    for (const alert of pending) assert.equal(alert.state, 'pending');
+    // Still ready, still scraped: the broker outage is the alert's to report, not the balancer's.
+    const up = await query('up{job="ws-service"} == 1');
+    assert.equal(up.length, 2);
   });
 });
