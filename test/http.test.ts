@@ -26,8 +26,8 @@ test('/readyz answers 200 naming each check, the SDK first', async () => {
   assert.equal(res.status, 200);
   const body = (await res.json()) as { status: string; checks: Record<string, { status: string }> };
   assert.equal(body.status, 'ready');
-  assert.deepEqual(Object.keys(body.checks), ['telemetry_sdk', 'server', 'draining', 'telemetry_export']);
-  assert.deepEqual(Object.values(body.checks).map((c) => c.status), ['ok', 'ok', 'ok', 'ok']);
+  assert.deepEqual(Object.keys(body.checks), ['telemetry_sdk', 'server', 'draining', 'telemetry_export', 'channel_broker']);
+  assert.deepEqual(Object.values(body.checks).map((c) => c.status), ['ok', 'ok', 'ok', 'ok', 'ok']);
 });
 
 test('/metrics: Prometheus 0.0.4 content type, the original four series at 0 from the first scrape', async () => {
