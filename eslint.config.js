@@ -20,10 +20,19 @@ export default tseslint.config(
   },
   { files: ['test/**/*.ts'], rules: { '@typescript-eslint/require-await': 'off', '@typescript-eslint/no-base-to-string': 'off' } },
   { files: ['eslint.config.js'], ...tseslint.configs.disableTypeChecked },
+  // examples/browser/ is plain browser JavaScript, served as is: no types, the browser's globals.
+  { files: ['examples/browser/**/*.js'], ...tseslint.configs.disableTypeChecked },
+  {
+    files: ['examples/browser/**/*.js'],
+    languageOptions: {
+      sourceType: 'module',
+      globals: { document: 'readonly', WebSocket: 'readonly', crypto: 'readonly', btoa: 'readonly', TextEncoder: 'readonly' },
+    },
+  },
   // scripts/ holds plain Node ESM that runs uncompiled (outside tsconfig): no type-aware rules.
   { files: ['scripts/**/*.mjs'], ...tseslint.configs.disableTypeChecked },
   {
     files: ['scripts/**/*.mjs'],
-    languageOptions: { globals: { process: 'readonly', console: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly' } },
+    languageOptions: { globals: { process: 'readonly', console: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', URL: 'readonly' } },
   },
 );

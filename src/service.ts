@@ -44,6 +44,7 @@ import { ClientLimit } from './ws/client-limit.js';
 import { Connection, type ConnectionDeps } from './ws/connection.js';
 import { ConnectionRegistry } from './ws/registry.js';
 import { SendBudget } from './ws/send-budget.js';
+import { selectProtocol } from './ws/subprotocol.js';
 import { createUpgradeHandler } from './ws/upgrade.js';
 
 export type { ShutdownResult } from './lifecycle/shutdown.js';
@@ -158,6 +159,7 @@ export function createService(deps: ServiceDeps): Service {
     perMessageDeflate: false,
     // Connection answers pings itself, so a peer that floods pings without reading is counted.
     autoPong: false,
+    handleProtocols: selectProtocol,
   });
   wss.on('error', (err) => {
     instruments.countError('server');

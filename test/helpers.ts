@@ -105,8 +105,8 @@ export class Client {
     });
   }
 
-  static async connect(url: string, options: WebSocket.ClientOptions = {}): Promise<Client> {
-    const ws = new WebSocket(url, options);
+  static async connect(url: string, options: WebSocket.ClientOptions = {}, protocols: string[] = []): Promise<Client> {
+    const ws = new WebSocket(url, protocols, options);
     await once(ws, 'open');
     return new Client(ws);
   }

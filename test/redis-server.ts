@@ -8,6 +8,8 @@ import { createClient, type RedisClientType } from '@redis/client';
 import { freePort, requireBinary } from './stack-helpers.js';
 import { eventually } from './helpers.js';
 
+const running = new Set<RedisServer>();
+
 export class RedisServer {
   #child: ChildProcess | undefined;
   #admin: RedisClientType | undefined;
@@ -17,10 +19,23 @@ export class RedisServer {
     private readonly extraArgs: readonly string[],
   ) {}
 
+  /** Stops every server a test left running (one whose assertions failed before its own stop). */
+  static async stopAll(): Promise<void> {
+    await Promise.all([...running].map((server) => server.stop()));
+  }
+
   /** Starts redis-server; `extraArgs` are redis.conf directives as `--name value` arguments. */
   static async start(extraArgs: readonly string[] = []): Promise<RedisServer> {
     requireBinary('redis-server');
     const server = new RedisServer(await freePort(), extraArgs);
+    await server.restart();
+    return server;
+  }
+
+  /** Starts redis-server on a port the test chose (one a service was already told to use). */
+  static async startOn(port: number, extraArgs: readonly string[] = []): Promise<RedisServer> {
+    requireBinary('redis-server');
+    const server = new RedisServer(port, extraArgs);
     await server.restart();
     return server;
   }
@@ -41,6 +56,7 @@ export class RedisServer {
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     this.#child = child;
+    running.add(this);
     let output = '';
     child.stdout?.on('data', (c: Buffer) => (output += c.toString()));
     child.stderr?.on('data', (c: Buffer) => (output += c.toString()));
@@ -66,6 +82,7 @@ export class RedisServer {
   }
 
   async stop(): Promise<void> {
+    running.delete(this);
     await this.kill9();
   }
 

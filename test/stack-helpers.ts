@@ -57,6 +57,19 @@ export function requireBinary(command: string, debianPackage: string | undefined
   throw new Error(notFoundMessage(command, debianPackage));
 }
 
+/**
+ * Like {@link requireBinary}, for a binary the tests must take from one place rather than the
+ * PATH (Debian's chromium and python3, not a browser or interpreter some tool put first).
+ */
+export function requireExecutable(path: string, debianPackage: string): string {
+  try {
+    accessSync(path, constants.X_OK);
+    return path;
+  } catch {
+    throw new Error(`${path} not found: install Debian's ${debianPackage} package (.ci/run does)`);
+  }
+}
+
 export interface Ran {
   readonly code: number | null;
   readonly stdout: string;

@@ -23,6 +23,7 @@ import {
   type MetricReader,
   type PushMetricExporter,
 } from '@opentelemetry/sdk-metrics';
+import { RedisInstrumentation } from '@opentelemetry/instrumentation-redis';
 import { RuntimeNodeInstrumentation } from '@opentelemetry/instrumentation-runtime-node';
 import { NodeSDK } from '@opentelemetry/sdk-node';
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
@@ -156,8 +157,10 @@ export function startTelemetry(config: TelemetryConfig, logger: Logger, extras: 
       // Logs reach OTLP through pino-opentelemetry-transport; the SDK's own log pipeline stays empty.
       logRecordProcessors: [],
       // Event-loop delay, heap and GC through the SDK's MeterProvider; the service's own counters
-      // keep going through LocalInstruments.
-      instrumentations: [runtime],
+      // keep going through LocalInstruments. The Redis engine's commands (a PUBLISH under its
+      // PRODUCER span) as CLIENT spans, only inside a trace: reconnects and resubscribes are
+      // nobody's request. Its default statement serialiser keeps a PUBLISH's payload out.
+      instrumentations: [runtime, new RedisInstrumentation({ requireParentSpan: true })],
       // Span attributes are cut at this length whatever fills them; client strings are bounded
       // before that, with a mark (src/telemetry/bounded.ts).
       spanLimits: { attributeValueLengthLimit: config.attributeValueLengthLimit },

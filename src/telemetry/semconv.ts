@@ -41,6 +41,7 @@ export const UPGRADE_REJECT_REASONS = [
   'forbidden_origin',
   'bad_handshake',
   'max_connections_per_client',
+  'unsupported_subprotocol',
 ] as const;
 export type UpgradeRejectReason = (typeof UPGRADE_REJECT_REASONS)[number];
 

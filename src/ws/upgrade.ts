@@ -1,7 +1,9 @@
 /**
  * The WebSocket handshake: a short server span around the upgrade, and the checks made before
- * it completes (route, drain, origin, token, connection limit); each refusal is an HTTP answer,
- * counted by reason in rejected_upgrades and logged once under the handshake's request_id.
+ * it completes (route, drain, origin, token, subprotocol, connection limit); each refusal is an
+ * HTTP answer, counted by reason in rejected_upgrades and logged once under the handshake's
+ * request_id. No header but User-Agent reaches the span or the log: the token may travel in
+ * Authorization or Sec-WebSocket-Protocol.
  * The HTTP instrumentation makes no span for upgrade requests, so a `traceparent` header is
  * extracted here and the connection joins the caller's trace.
  */
@@ -22,6 +24,7 @@ import type { Logger } from 'pino';
 import type { WebSocket, WebSocketServer } from 'ws';
 import type { AdmissionVerdict } from './admission.js';
 import type { ClientLimit } from './client-limit.js';
+import { offeredProtocols, unsupportedOffer } from './subprotocol.js';
 import { rejectUpgrade } from '../http/responses.js';
 import { pathOf } from '../http/path.js';
 import type { Instruments } from '../telemetry/instruments.js';
@@ -165,6 +168,12 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
     if (!verdict.ok) {
       const challenge: Record<string, string> = verdict.status === 401 ? { 'WWW-Authenticate': 'Bearer realm="ws-service"' } : {};
       refuse(verdict.status, verdict.reason, verdict.detail, challenge);
+      return;
+    }
+    // After the token, so a client without one learns nothing of what the server speaks.
+    const unsupported = unsupportedOffer(offeredProtocols(req.headers['sec-websocket-protocol']));
+    if (unsupported !== undefined) {
+      refuse(400, 'unsupported_subprotocol', unsupported);
       return;
     }
     if (deps.liveConnections() >= deps.maxConnections) {
