@@ -106,7 +106,7 @@ export function closeReason(code: number): string {
 }
 
 // ── Channels ────────────────────────────────────────────────────────────────────────────────
-// OTel messaging semantic conventions (v1.36, still "development"): copied here rather than
+// OTel messaging semantic conventions (v1.40.0, still "development"): copied here rather than
 // imported from the package's /incubating entry, whose names may change between releases.
 export const ATTR_MESSAGING_SYSTEM = 'messaging.system';
 export const ATTR_MESSAGING_OPERATION_TYPE = 'messaging.operation.type';
