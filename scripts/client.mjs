@@ -3,24 +3,48 @@
 // connects, sends each message given (as text, JSON or not), prints every frame it receives on
 // its own line, closes with 1000 once each message has been answered, and exits.
 //
-//   npm run client -- [-i] [url] [message ...]
+//   npm run client -- [-i] [--wait SECONDS] [url] [message ...]
 //   npm run client -- ws://localhost:8080/ws '{"type":"ping","id":"1"}' '{"type":"echo","id":"2","data":"hi"}'
 //
 // -i (--interactive) keeps the connection open after the messages given and sends each line read
 // from stdin as one more message, so a subscriber stays to print the `message` frames pushed to
 // it; it closes once stdin ends (Ctrl-D) and every message is answered, or on Ctrl-C.
+// --wait SECONDS stays that long after the last answer before closing, printing what is pushed
+// meanwhile: a subscriber that needs no stdin, so it can run in the background (`&`), where
+// reading the terminal would stop it.
 // Pushed `message` frames are printed but answer nothing, so they are not counted as replies.
 //
 // Defaults: url ws://localhost:8080/ws, one ping (none with -i). Exit code 0 when every message
 // was answered; 1 when the connection failed, closed first, or a reply took longer than
-// CLIENT_TIMEOUT_MS (default 5000; with -i counted from the end of stdin); 2 for a bad URL.
+// CLIENT_TIMEOUT_MS (default 5000; with -i counted from the end of stdin); 2 for a bad URL or
+// a bad --wait.
 // Plain JavaScript, not compiled: it runs before `npm run build`.
 import { createInterface } from 'node:readline';
 import WebSocket from 'ws';
 
+const USAGE = 'usage: npm run client -- [-i] [--wait SECONDS] [ws://host:port/path] [message ...]';
+let interactive = false;
+let waitMs = 0;
+const positional = [];
 const args = process.argv.slice(2);
-const interactive = args.some((a) => a === '-i' || a === '--interactive');
-const [url = 'ws://localhost:8080/ws', ...given] = args.filter((a) => a !== '-i' && a !== '--interactive');
+for (let i = 0; i < args.length; i++) {
+  const arg = args[i];
+  if (arg === '-i' || arg === '--interactive') {
+    interactive = true;
+  } else if (arg === '--wait' || arg.startsWith('--wait=')) {
+    const value = arg === '--wait' ? args[++i] : arg.slice('--wait='.length);
+    const seconds = Number(value);
+    if (value === undefined || value.trim() === '' || !Number.isFinite(seconds) || seconds < 0) {
+      console.error(`client: --wait takes a number of seconds, not ${JSON.stringify(value ?? '')}`);
+      console.error(USAGE);
+      process.exit(2);
+    }
+    waitMs = seconds * 1000;
+  } else {
+    positional.push(arg);
+  }
+}
+const [url = 'ws://localhost:8080/ws', ...given] = positional;
 const messages = given.length > 0 || interactive ? given : ['{"type":"ping","id":"1"}'];
 const timeoutMs = Number(process.env.CLIENT_TIMEOUT_MS ?? 5000);
 
@@ -29,7 +53,7 @@ try {
   ws = new WebSocket(url);
 } catch (err) {
   console.error(`client: ${err instanceof Error ? err.message : String(err)}`);
-  console.error('usage: npm run client -- [-i] [ws://host:port/path] [message ...]');
+  console.error(USAGE);
   process.exit(2);
 }
 
@@ -38,6 +62,7 @@ let unanswered = 0;
 /** False while -i still reads stdin: more messages may come. */
 let inputDone = !interactive;
 let timer;
+let lingering;
 let lines;
 
 function send(message) {
@@ -55,7 +80,11 @@ function startTimer() {
 }
 
 function closeWhenDone() {
-  if (inputDone && unanswered === 0 && ws.readyState === WebSocket.OPEN) ws.close(1000);
+  if (!inputDone || unanswered > 0 || ws.readyState !== WebSocket.OPEN || lingering !== undefined) return;
+  clearTimeout(timer);
+  lingering = setTimeout(() => {
+    if (ws.readyState === WebSocket.OPEN) ws.close(1000);
+  }, waitMs);
 }
 
 /** A pushed channel delivery, not the answer to anything this client sent. */
@@ -99,6 +128,7 @@ ws.on('message', (data, isBinary) => {
 });
 ws.on('close', (code, reason) => {
   clearTimeout(timer);
+  clearTimeout(lingering);
   const reading = !inputDone;
   lines?.close();
   if ((unanswered > 0 || reading) && process.exitCode === undefined) {
@@ -108,6 +138,7 @@ ws.on('close', (code, reason) => {
 });
 ws.on('error', (err) => {
   clearTimeout(timer);
+  clearTimeout(lingering);
   lines?.close();
   console.error(`client: ${err.message}`);
   process.exitCode = 1;

@@ -21,8 +21,11 @@ after(async () => {
 });
 
 /** The client left running (-i), stdin open, its output collected as it comes. */
-function startClient(args: string[]): { child: ChildProcess; stdout: () => string; stderr: () => string; exited: Promise<number | null> } {
-  const child = spawn(process.execPath, [CLIENT, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+function startClient(
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): { child: ChildProcess; stdout: () => string; stderr: () => string; exited: Promise<number | null> } {
+  const child = spawn(process.execPath, [CLIENT, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env });
   clients.add(child);
   let stdout = '';
   let stderr = '';
@@ -125,4 +128,25 @@ test('-i: Ctrl-C closes with 1000 and exits 0; the server closing the connection
   closed.child.stdin!.write(`{"type":"echo","id":"big","data":"${'x'.repeat(70_000)}"}\n`);
   assert.equal(await withTimeout(closed.exited, 10_000, 'the client to exit after the server closed'), 1);
   assert.match(closed.stderr(), /^client: closed by the server with 1009/);
+});
+
+test('--wait: stays connected that long after the last answer, printing deliveries, then closes and exits 0 by itself', async () => {
+  // The wait outlasts CLIENT_TIMEOUT_MS: that timeout is for unanswered messages, not for pushes.
+  const subscriber = startClient(['--wait', '4', svc.wsUrl, '{"type":"subscribe","id":"1","channel":"chat:wait"}'], { ...process.env, CLIENT_TIMEOUT_MS: '1000' });
+  subscriber.child.stdin!.end();
+  await eventually(() => (lines(subscriber.stdout()).some((r) => r.type === 'subscribed') ? true : undefined), 10_000, 'subscribed');
+  const answeredAt = performance.now();
+  const publisher = await run(process.execPath, [CLIENT, svc.wsUrl, '{"type":"publish","id":"2","channel":"chat:wait","data":"later"}'], { timeoutMs: 15_000 });
+  assert.equal(publisher.code, 0, publisher.stderr);
+
+  assert.equal(await withTimeout(subscriber.exited, 20_000, 'the subscriber to exit after its wait'), 0, subscriber.stderr());
+  assert.ok(performance.now() - answeredAt > 3000, 'it stayed for the wait');
+  assert.deepEqual(lines(subscriber.stdout()).find((r) => r.type === 'message')?.data, 'later');
+  assert.equal(subscriber.stderr(), '');
+
+  for (const bad of [['--wait'], ['--wait', 'soon'], ['--wait=-1']]) {
+    const refused = await run(process.execPath, [CLIENT, ...bad, svc.wsUrl], { timeoutMs: 15_000 });
+    assert.equal(refused.code, 2, bad.join(' '));
+    assert.match(refused.stderr, /--wait takes a number of seconds[\s\S]*usage: npm run client/);
+  }
 });
