@@ -34,7 +34,7 @@ import { createRegistry, defaultHandlers, type HandlerRegistry } from './protoco
 import { channelHandlers } from './protocol/handlers/channels.js';
 import type { Broker, BrokerStatus } from './channels/broker.js';
 import { MemoryBroker } from './channels/memory-broker.js';
-import { NamespaceLabels } from './channels/names.js';
+import { NamespaceLabels, parseChannel } from './channels/names.js';
 import { Subscriptions } from './channels/subscriptions.js';
 import { withValidIds } from './telemetry/context.js';
 import { createInstruments, type Instruments } from './telemetry/instruments.js';
@@ -119,7 +119,7 @@ export function createService(deps: ServiceDeps): Service {
   if (deps.broker === undefined && config.channels.redis !== undefined) {
     throw new Error('REDIS_URL is set: pass the broker channels/engine.ts builds from the config');
   }
-  const broker = deps.broker ?? new MemoryBroker();
+  const broker = deps.broker ?? new MemoryBroker(config.channels.history);
   broker.observe({
     error(kind, err) {
       instruments.channels.countBrokerError(kind);
@@ -128,6 +128,10 @@ export function createService(deps: ServiceDeps): Service {
       if (kind === 'connection_lost' || kind === 'subscriber_dropped' || kind === 'bad_envelope') {
         context.with(ROOT_CONTEXT, () => logger.warn({ err, kind }, `channel broker: ${BROKER_ERROR_MESSAGES[kind]}`));
       }
+    },
+    trimmed(channel, count) {
+      const name = parseChannel(channel);
+      if (name !== undefined) instruments.channels.countTrimmed(labels.of(name.namespace), count);
     },
     changed(status: BrokerStatus) {
       context.with(ROOT_CONTEXT, () => {

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
-import { encodeEnvelope } from '../src/channels/envelope-codec.js';
+import { encodePublication } from '../src/channels/envelope-codec.js';
 import { Client, eventually, killChildren, sampleValue, scrape, startChild, withTimeout, type RunningService } from './helpers.js';
 import { startOtlpReceiver, type OtlpReceiver } from './otlp-receiver.js';
 import { RedisServer } from './redis-server.js';
@@ -238,7 +238,7 @@ describe('faults', () => {
     // past the kernel's socket buffers, Redis's own output buffer for it passes the hard limit.
     svc.child.kill('SIGSTOP');
     try {
-      const payload = encodeEnvelope({ json: JSON.stringify('z'.repeat(64 * 1024)), publishedAt: Date.now() });
+      const payload = encodePublication({ epoch: 'f100d', offset: 1, json: JSON.stringify('z'.repeat(64 * 1024)), publishedAt: Date.now() });
       await eventually(
         async () => {
           for (let i = 0; i < 20; i++) await redis.command('PUBLISH', 'ws-service:chat:flood', payload);

@@ -51,13 +51,16 @@ function channelSuite(engine: 'memory' | 'redis'): void {
 
     it('subscribe is idempotent; publish is answered published and delivered to the publisher too', async () => {
       const a = await connect();
-      assert.deepEqual(await a.request({ type: 'subscribe', id: 1, channel: 'chat:room-42' }), { type: 'subscribed', id: 1, channel: 'chat:room-42' });
-      assert.deepEqual(await a.request({ type: 'subscribe', id: 2, channel: 'chat:room-42' }), { type: 'subscribed', id: 2, channel: 'chat:room-42' });
+      const first = await a.request({ type: 'subscribe', id: 1, channel: 'chat:room-42' });
+      assert.deepEqual(first, { type: 'subscribed', id: 1, channel: 'chat:room-42', epoch: first.epoch, offset: 0 });
+      assert.match(String(first.epoch), /^[0-9a-f]{12}$/);
+      assert.deepEqual(await a.request({ type: 'subscribe', id: 2, channel: 'chat:room-42' }), { type: 'subscribed', id: 2, channel: 'chat:room-42', epoch: first.epoch, offset: 0 });
       a.send({ type: 'publish', id: 3, channel: 'chat:room-42', data: { text: 'hi' } });
       await a.waitForReplies(4);
-      assert.deepEqual(a.replies.find((r) => r.id === 3), { type: 'published', id: 3, channel: 'chat:room-42' });
+      assert.deepEqual(a.replies.find((r) => r.id === 3), { type: 'published', id: 3, channel: 'chat:room-42', epoch: first.epoch, offset: 1 });
       const delivered = await eventually(() => messages(a, 'chat:room-42')[0]);
       assert.deepEqual(delivered.data, { text: 'hi' });
+      assert.deepEqual([delivered.epoch, delivered.offset], [first.epoch, 1]);
       assert.match(String(delivered.traceparent), /^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/);
       assert.equal(messages(a, 'chat:room-42').length, 1, 'one subscription however often subscribed');
       assert.deepEqual(await a.request({ type: 'unsubscribe', id: 4, channel: 'chat:room-42' }), { type: 'unsubscribed', id: 4, channel: 'chat:room-42' });
@@ -211,5 +214,94 @@ function channelSuite(engine: 'memory' | 'redis'): void {
       await publisher.close();
       await fast.close();
     });
+  
+    it('a subscriber that reconnects with its last position gets every publication once, in order, while publishes race its subscribe', async () => {
+      const publisher = await connect();
+      const first = await connect();
+      const joined = await first.request({ type: 'subscribe', id: 1, channel: 'chat:recover' });
+      const N = 300;
+      const sent = (async () => {
+        for (let i = 0; i < N; i++) {
+          publisher.send({ type: 'publish', id: i, channel: 'chat:recover', data: i });
+          if (i % 20 === 19) await new Promise((r) => setTimeout(r, 5));
+        }
+      })();
+      await eventually(() => (messages(first, 'chat:recover').length >= 40 ? true : undefined), 5000, 'some deliveries');
+      first.ws.terminate();
+      const before = messages(first, 'chat:recover');
+      const last = before[before.length - 1];
+      const second = await connect();
+      const reply = await second.request({ type: 'subscribe', id: 2, channel: 'chat:recover', since: { epoch: last.epoch, offset: last.offset } });
+      assert.equal(reply.type, 'subscribed');
+      assert.equal(reply.recovered, true);
+      assert.equal(reply.epoch, joined.epoch);
+      const replyIndex = second.replies.indexOf(reply);
+      assert.equal(second.replies.slice(0, replyIndex).filter((r) => r.type === 'message').length, 0, 'subscribed comes before any replayed message');
+      await sent;
+      await eventually(() => (before.length + messages(second, 'chat:recover').length >= N ? true : undefined), 10_000, 'the rest');
+      await new Promise((r) => setTimeout(r, 50));
+      const all = [...before, ...messages(second, 'chat:recover')];
+      assert.deepEqual(all.map((m) => m.data), Array.from({ length: N }, (_, i) => i), 'no gap, no duplicate, in order');
+      assert.deepEqual(all.map((m) => m.offset), Array.from({ length: N }, (_, i) => i + 1));
+      const replayed = Number(reply.replayed);
+      assert.ok(replayed >= 0 && replayed <= N - before.length);
+      const samples = await scrape(harness.baseUrl);
+      assert.ok(sampleValue(samples, 'channel_recoveries_total', { namespace: 'chat', outcome: 'recovered', reason: 'none' }) >= 1);
+      assert.ok(sampleValue(samples, 'channel_publications_replayed_total', { namespace: 'chat' }) >= replayed);
+      await publisher.close();
+      await second.close();
+    });
+
+    it('recovery that cannot be done says so and why; a malformed position is a bad_request; counted', async () => {
+      const c = await connect();
+      const joined = await c.request({ type: 'subscribe', id: 1, channel: 'chat:norec' });
+      await c.request({ type: 'unsubscribe', id: 2, channel: 'chat:norec' });
+      const before = await scrape(harness.baseUrl);
+      const wrongEpoch = await c.request({ type: 'subscribe', id: 3, channel: 'chat:norec', since: { epoch: 'abcdef', offset: 0 } });
+      assert.deepEqual([wrongEpoch.type, wrongEpoch.recovered, wrongEpoch.replayed], ['subscribed', false, 0]);
+      await c.request({ type: 'unsubscribe', id: 4, channel: 'chat:norec' });
+      const future = await c.request({ type: 'subscribe', id: 5, channel: 'chat:norec', since: { epoch: joined.epoch, offset: 99 } });
+      assert.equal(future.recovered, false);
+      for (const since of [{ epoch: 'xyz!', offset: 1 }, { epoch: joined.epoch, offset: -1 }, 'x', { epoch: joined.epoch }]) {
+        assert.equal((await c.request({ type: 'subscribe', id: 6, channel: 'chat:bad', since })).code, 'bad_request', JSON.stringify(since));
+      }
+      const after = await scrape(harness.baseUrl);
+      const delta = (reason: string): number =>
+        sampleValue(after, 'channel_recoveries_total', { namespace: 'chat', outcome: 'not_recovered', reason }) -
+        sampleValue(before, 'channel_recoveries_total', { namespace: 'chat', outcome: 'not_recovered', reason });
+      assert.equal(delta('epoch_changed'), 1);
+      assert.equal(delta('unknown_position'), 1);
+      await c.close();
+    });
+
+    it('recovery is traced: the subscribe span names the position, outcome and count; each replay is a CONSUMER span under its original publish', async () => {
+      const pub = await connect();
+      const sub = await connect();
+      const joined = await sub.request({ type: 'subscribe', id: 1, channel: 'chat:replay' });
+      await sub.request({ type: 'unsubscribe', id: 2, channel: 'chat:replay' });
+      const traceId = '6bf92f3577b34da6a3ce929d0e0e4736';
+      pub.send({ type: 'publish', id: 3, channel: 'chat:replay', data: 'missed', traceparent: `00-${traceId}-00f067aa0ba902b7-01` });
+      await eventually(() => pub.replies.find((r) => r.id === 3));
+      const reply = await sub.request({ type: 'subscribe', id: 4, channel: 'chat:replay', since: { epoch: joined.epoch, offset: 0 } });
+      assert.deepEqual([reply.recovered, reply.replayed], [true, 1]);
+      const frame = await eventually(() => messages(sub, 'chat:replay')[0]);
+      assert.equal(frame.data, 'missed');
+      const { producer, replay, subscribe } = await eventually(() => {
+        const finished = harness.spans.getFinishedSpans();
+        const producer = finished.find((s) => s.kind === SpanKind.PRODUCER && s.spanContext().traceId === traceId);
+        const replay = finished.find((s) => s.kind === SpanKind.CONSUMER && s.attributes['ws.channel.replayed'] === true && s.spanContext().traceId === traceId);
+        const subscribe = finished.find((s) => s.attributes['ws.recovery.outcome'] !== undefined && s.attributes['ws.recovery.since.epoch'] === joined.epoch);
+        return producer && replay && subscribe ? { producer, replay, subscribe } : undefined;
+      });
+      assert.equal(replay.parentSpanContext?.spanId, producer.spanContext().spanId, 'parent: the original creation context');
+      assert.equal(replay.links[0]?.context.spanId, subscribe.spanContext().spanId, 'link: the subscribe that asked for it');
+      assert.equal(frame.traceparent, `00-${traceId}-${replay.spanContext().spanId}-01`);
+      assert.equal(subscribe.attributes['ws.recovery.since.offset'], 0);
+      assert.equal(subscribe.attributes['ws.recovery.outcome'], 'recovered');
+      assert.equal(subscribe.attributes['ws.recovery.replayed'], 1);
+      await pub.close();
+      await sub.close();
+    });
   });
 }
+

@@ -1,7 +1,7 @@
 /** The Redis engine against a real redis-server: the shared behaviour, then what only Redis has. */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { BrokerErrorKind, BrokerStatus, Envelope } from '../src/channels/broker.js';
+import type { BrokerErrorKind, BrokerStatus, Envelope, Publication } from '../src/channels/broker.js';
 import { BrokerUnavailableError } from '../src/channels/broker.js';
 import { RedisBroker } from '../src/channels/redis-broker.js';
 import { brokerSuite } from './broker-suite.js';
@@ -13,7 +13,7 @@ let redis: RedisServer;
 const brokers: RedisBroker[] = [];
 
 async function connected(url = redis.url): Promise<RedisBroker> {
-  const broker = new RedisBroker({ url, prefix: 'test:', commandTimeoutMs: 1000, maxReconnectDelayMs: 200 });
+  const broker = new RedisBroker({ url, prefix: 'test:', commandTimeoutMs: 1000, maxReconnectDelayMs: 200, history: { size: 5, ttlMs: 60_000 } });
   brokers.push(broker);
   await broker.connect();
   return broker;
@@ -27,7 +27,7 @@ after(async () => {
   await redis.stop();
 });
 
-brokerSuite('redis', () => connected());
+brokerSuite('redis', () => connected(), { historySize: 5 });
 
 describe('redis engine', () => {
   const envelope: Envelope = { json: '"x"', publishedAt: Date.now() };
@@ -49,23 +49,24 @@ describe('redis engine', () => {
   it('ignores and counts a message on its channel that it did not write', async () => {
     const broker = await connected();
     const errors: BrokerErrorKind[] = [];
-    broker.observe({ error: (kind) => void errors.push(kind), changed: () => undefined });
-    const got: Envelope[] = [];
+    broker.observe({ error: (kind) => void errors.push(kind), changed: () => undefined, trimmed: () => undefined });
+    const got: Publication[] = [];
     await broker.subscribe('t:foreign', (e) => got.push(e));
     await redis.command('PUBLISH', 'test:t:foreign', 'hello from redis-cli');
     await broker.publish('t:foreign', envelope);
     await eventually(() => (got.length === 1 ? true : undefined), 2000, 'the envelope');
     assert.deepEqual(errors, ['bad_envelope']);
-    assert.deepEqual(got[0], envelope);
+    assert.equal(got[0].json, envelope.json);
+    assert.equal(got[0].offset, 1);
   });
 
   it('unreachable: connect keeps trying, status says why, publish and subscribe refuse at once', async () => {
     const port = await freePort();
-    const offline = new RedisBroker({ url: `redis://127.0.0.1:${port}`, prefix: 'test:', commandTimeoutMs: 500, maxReconnectDelayMs: 100 });
+    const offline = new RedisBroker({ url: `redis://127.0.0.1:${port}`, prefix: 'test:', commandTimeoutMs: 500, maxReconnectDelayMs: 100, history: { size: 5, ttlMs: 60_000 } });
     brokers.push(offline);
     const errors: BrokerErrorKind[] = [];
     const changes: BrokerStatus[] = [];
-    offline.observe({ error: (kind) => void errors.push(kind), changed: (s) => void changes.push(s) });
+    offline.observe({ error: (kind) => void errors.push(kind), changed: (s) => void changes.push(s), trimmed: () => undefined });
     void offline.connect();
     await eventually(() => (errors.includes('connection_lost') ? true : undefined), 3000, 'the failure reported');
     assert.equal(offline.status().up, false);

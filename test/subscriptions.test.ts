@@ -27,7 +27,8 @@ function pendingBroker(): { broker: Broker; fail: (err: Error) => void; listener
       subscribed.delete(listener);
       return Promise.resolve();
     },
-    publish: () => Promise.resolve(),
+    publish: () => Promise.resolve({ epoch: 'e', offset: 1 }),
+    recover: () => Promise.resolve({ top: { epoch: 'e', offset: 0 }, publications: [] }),
     close: () => Promise.resolve(),
   };
   return { broker, fail: (err) => reject(err), listeners: () => subscribed.size };

@@ -14,7 +14,31 @@ export interface Envelope {
   readonly publishedAt: number;
 }
 
-export type BrokerListener = (envelope: Envelope) => void;
+/** Where a publication sits in its channel: `offset` grows by one per publication within an `epoch`. */
+export interface Position {
+  /** Changes whenever the channel's history is lost (Redis flushed or restarted without persistence, a new process). */
+  readonly epoch: string;
+  readonly offset: number;
+}
+
+/** An envelope as the broker delivers it: with the position the broker gave it. */
+export interface Publication extends Envelope, Position {}
+
+export type BrokerListener = (publication: Publication) => void;
+
+export type RecoveryFailure = 'epoch_changed' | 'expired' | 'unknown_position';
+
+/**
+ * A channel's position now and, when asked from a position, what was published after it.
+ * `recovered` is undefined when no position was asked from.
+ */
+export interface Recovery {
+  readonly top: Position;
+  /** Every publication after the position asked from, in offset order (empty unless recovered). */
+  readonly publications: readonly Publication[];
+  readonly recovered?: boolean;
+  readonly reason?: RecoveryFailure;
+}
 
 /** Counted in channel_broker_errors_total by `kind`. */
 export const BROKER_ERROR_KINDS = ['connection_lost', 'subscriber_dropped', 'publish_failed', 'subscribe_failed', 'bad_envelope'] as const;
@@ -31,6 +55,8 @@ export interface BrokerObserver {
   error(kind: BrokerErrorKind, err: unknown): void;
   /** Called on every change of `status().up`. */
   changed(status: BrokerStatus): void;
+  /** A publish of this instance pushed `count` publications out of the channel's history (its size bound). */
+  trimmed(channel: string, count: number): void;
 }
 
 export interface Broker {
@@ -44,10 +70,13 @@ export interface Broker {
   subscribe(channel: string, listener: BrokerListener): Promise<void>;
   unsubscribe(channel: string, listener: BrokerListener): Promise<void>;
   /**
-   * Resolves once the engine has accepted the envelope (not once it is delivered); rejects with
+   * Resolves with the publication's position once the engine has stored it in the channel's
+   * history and handed it to delivery (not once it is delivered); rejects with
    * BrokerUnavailableError when it cannot, so the client never sees `published` for a lost message.
    */
-  publish(channel: string, envelope: Envelope): Promise<void>;
+  publish(channel: string, envelope: Envelope): Promise<Position>;
+  /** The channel's position, and the publications after `since` if history still holds them all. */
+  recover(channel: string, since?: Position): Promise<Recovery>;
   close(): Promise<void>;
 }
 

@@ -11,7 +11,7 @@ import { MemoryBroker } from './memory-broker.js';
 const MAX_RECONNECT_DELAY_MS = 2_000;
 
 export async function createBroker(config: ChannelsConfig): Promise<Broker> {
-  if (config.redis === undefined) return new MemoryBroker();
+  if (config.redis === undefined) return new MemoryBroker(config.history);
   const { RedisBroker } = await import('./redis-broker.js');
-  return new RedisBroker({ ...config.redis, maxReconnectDelayMs: MAX_RECONNECT_DELAY_MS });
+  return new RedisBroker({ ...config.redis, maxReconnectDelayMs: MAX_RECONNECT_DELAY_MS, history: config.history });
 }

@@ -1,11 +1,38 @@
 /** The in-process broker: one instance, no network; what runs when no other engine is configured. */
 import { context, ROOT_CONTEXT } from '@opentelemetry/api';
-import { BrokerUnavailableError, type Broker, type BrokerListener, type BrokerStatus, type Envelope } from './broker.js';
+import {
+  BrokerUnavailableError,
+  type Broker,
+  type BrokerListener,
+  type BrokerObserver,
+  type BrokerStatus,
+  type Envelope,
+  type Position,
+  type Publication,
+  type Recovery,
+} from './broker.js';
+import { decideRecovery, historyEnabled, newEpoch, PublicationRing, type HistoryLimits } from './history.js';
+
+interface ChannelState {
+  readonly listeners: Set<BrokerListener>;
+  readonly ring: PublicationRing;
+}
+
+/** How often channels with no listener and nothing recoverable left are forgotten. */
+const SWEEP_INTERVAL_MS = 1_000;
 
 export class MemoryBroker implements Broker {
   readonly system = 'ws-service.memory';
-  readonly #listeners = new Map<string, Set<BrokerListener>>();
+  readonly #channels = new Map<string, ChannelState>();
+  readonly #limits: HistoryLimits;
+  readonly #sweeper: NodeJS.Timeout;
   #closed = false;
+  #observer: BrokerObserver = { error: () => undefined, changed: () => undefined, trimmed: () => undefined };
+
+  constructor(limits: HistoryLimits = { size: 0, ttlMs: 0 }) {
+    this.#limits = historyEnabled(limits) ? limits : { size: 0, ttlMs: 0 };
+    this.#sweeper = setInterval(() => this.#sweep(), SWEEP_INTERVAL_MS).unref();
+  }
 
   connect(): Promise<void> {
     return Promise.resolve();
@@ -15,51 +42,84 @@ export class MemoryBroker implements Broker {
     return this.#closed ? { up: false, detail: 'closed' } : { up: true };
   }
 
-  /** Nothing fails in process: no error or state change is ever reported. */
-  observe(): void {}
+  /** Nothing fails in process: only trimmed history is ever reported. */
+  observe(observer: BrokerObserver): void {
+    this.#observer = observer;
+  }
 
   subscribe(channel: string, listener: BrokerListener): Promise<void> {
     if (this.#closed) return Promise.reject(new BrokerUnavailableError('broker closed'));
-    let set = this.#listeners.get(channel);
-    if (set === undefined) this.#listeners.set(channel, (set = new Set()));
-    set.add(listener);
+    this.#state(channel).listeners.add(listener);
     return Promise.resolve();
   }
 
   unsubscribe(channel: string, listener: BrokerListener): Promise<void> {
-    const set = this.#listeners.get(channel);
-    if (set !== undefined && set.delete(listener) && set.size === 0) this.#listeners.delete(channel);
+    this.#channels.get(channel)?.listeners.delete(listener);
     return Promise.resolve();
   }
 
-  publish(channel: string, envelope: Envelope): Promise<void> {
+  publish(channel: string, envelope: Envelope): Promise<Position> {
     if (this.#closed) return Promise.reject(new BrokerUnavailableError('broker closed'));
-    const set = this.#listeners.get(channel);
-    if (set !== undefined) {
+    const state = this.#state(channel);
+    const { publication, trimmed } = state.ring.append((position): Publication => ({ ...envelope, ...position }));
+    if (trimmed > 0) this.#observer.trimmed(channel, trimmed);
+    if (state.listeners.size > 0) {
       // Delivered after publish() returns and outside the publisher's context, as a networked
       // engine would: the delivery's trace link is the envelope's, never an inherited context.
-      const listeners = [...set];
+      const listeners = [...state.listeners];
       queueMicrotask(() => {
         context.with(ROOT_CONTEXT, () => {
-          for (const listener of listeners) listener(envelope);
+          for (const listener of listeners) listener(publication);
         });
       });
     }
-    return Promise.resolve();
+    return Promise.resolve({ epoch: publication.epoch, offset: publication.offset });
+  }
+
+  recover(channel: string, since?: Position): Promise<Recovery> {
+    if (this.#closed) return Promise.reject(new BrokerUnavailableError('broker closed'));
+    const { ring } = this.#state(channel);
+    const after = since === undefined || since.epoch !== ring.epoch ? [] : ring.after(since.offset);
+    return Promise.resolve(decideRecovery(since, ring.top, after, Date.now(), this.#limits.ttlMs));
   }
 
   close(): Promise<void> {
     this.#closed = true;
-    this.#listeners.clear();
+    clearInterval(this.#sweeper);
+    this.#channels.clear();
     return Promise.resolve();
   }
 
   /** Channels with a listener: what a test checks to prove no broker subscription leaked. */
   get channelCount(): number {
-    return this.#listeners.size;
+    let count = 0;
+    for (const state of this.#channels.values()) if (state.listeners.size > 0) count++;
+    return count;
   }
 
   listenerCount(channel: string): number {
-    return this.#listeners.get(channel)?.size ?? 0;
+    return this.#channels.get(channel)?.listeners.size ?? 0;
+  }
+
+  #state(channel: string): ChannelState {
+    let state = this.#channels.get(channel);
+    if (state === undefined) {
+      state = { listeners: new Set(), ring: new PublicationRing(newEpoch(), this.#limits.size) };
+      this.#channels.set(channel, state);
+    }
+    return state;
+  }
+
+  /**
+   * A channel nobody listens to whose newest publication is past the TTL has nothing left to
+   * recover: it is forgotten, and its next publication starts a new epoch.
+   */
+  #sweep(): void {
+    const oldest = Date.now() - this.#limits.ttlMs;
+    for (const [channel, state] of this.#channels) {
+      if (state.listeners.size > 0) continue;
+      const newest = state.ring.newestAt;
+      if (newest === undefined || newest < oldest) this.#channels.delete(channel);
+    }
   }
 }

@@ -18,8 +18,13 @@ import {
   type BrokerObserver,
   type BrokerStatus,
   type Envelope,
+  type Position,
+  type Publication,
+  type Recovery,
 } from './broker.js';
-import { decodeEnvelope, encodeEnvelope } from './envelope-codec.js';
+import { decodePublication, encodeBody } from './envelope-codec.js';
+import { decideRecovery, historyEnabled, newEpoch, type HistoryLimits } from './history.js';
+import { PUBLISH_SCRIPT, RECOVER_SCRIPT, type RedisScript } from './redis-scripts.js';
 
 export interface RedisBrokerOptions {
   /** REDIS_URL */
@@ -30,7 +35,14 @@ export interface RedisBrokerOptions {
   readonly commandTimeoutMs: number;
   /** The longest wait between reconnect attempts; they start at 50 ms and double up to it. */
   readonly maxReconnectDelayMs: number;
+  readonly history: HistoryLimits;
 }
+
+/**
+ * How long a channel's epoch and offset outlive its last publication or subscribe: a channel
+ * quiet for longer starts a new epoch (its history has expired long before).
+ */
+const META_TTL_MS = 24 * 60 * 60 * 1000;
 
 type Role = 'commands' | 'subscriber';
 
@@ -40,7 +52,7 @@ interface ChannelEntry {
   readonly ready: Promise<void>;
 }
 
-const NO_OBSERVER: BrokerObserver = { error() {}, changed() {} };
+const NO_OBSERVER: BrokerObserver = { error() {}, changed() {}, trimmed() {} };
 
 export class RedisBroker implements Broker {
   readonly system = 'redis';
@@ -54,9 +66,11 @@ export class RedisBroker implements Broker {
   /** Set at the first failure of an outage so one outage is counted once, however many retries. */
   #outage = false;
   #lastError: string | undefined = 'connecting';
+  readonly #history: HistoryLimits;
 
   constructor(options: RedisBrokerOptions) {
     this.#options = options;
+    this.#history = historyEnabled(options.history) ? options.history : { size: 0, ttlMs: 0 };
     this.#commands = createClient({
       url: options.url,
       disableOfflineQueue: true,
@@ -121,13 +135,60 @@ export class RedisBroker implements Broker {
     await this.#subscriber.unsubscribe(this.#options.prefix + channel, this.#onMessage);
   }
 
-  async publish(channel: string, envelope: Envelope): Promise<void> {
+  async publish(channel: string, envelope: Envelope): Promise<Position> {
     if (this.#closed) throw new BrokerUnavailableError('broker closed');
+    const { size, ttlMs } = this.#history;
+    let reply: unknown;
     try {
-      await this.#commands.publish(this.#options.prefix + channel, encodeEnvelope(envelope));
+      reply = await this.#run(PUBLISH_SCRIPT, channel, [
+        newEpoch(),
+        this.#options.prefix + channel,
+        encodeBody(envelope),
+        String(size),
+        String(Math.max(1, ttlMs)),
+        String(META_TTL_MS),
+      ]);
     } catch (err) {
       this.#report('publish_failed', err);
       throw new BrokerUnavailableError(`redis did not accept the publish: ${message(err)}`);
+    }
+    const [epoch, offset, trimmed] = reply as [string, number, number];
+    if (trimmed > 0) this.#observer.trimmed(channel, Number(trimmed));
+    return { epoch: String(epoch), offset: Number(offset) };
+  }
+
+  async recover(channel: string, since?: Position): Promise<Recovery> {
+    if (this.#closed) throw new BrokerUnavailableError('broker closed');
+    let reply: unknown;
+    try {
+      reply = await this.#run(RECOVER_SCRIPT, channel, [
+        newEpoch(),
+        since?.epoch ?? '',
+        String(since?.offset ?? 0),
+        String(META_TTL_MS),
+        String(Math.max(1, this.#history.size)),
+      ]);
+    } catch (err) {
+      this.#report('subscribe_failed', err);
+      throw new BrokerUnavailableError(`redis did not answer the history read: ${message(err)}`);
+    }
+    const [epoch, top, entries] = reply as [string, number, [string, string[]][]];
+    const after: Publication[] = [];
+    for (const [, fields] of entries) {
+      const publication = decodePublication(String(fields[1]));
+      if (publication !== undefined) after.push(publication);
+    }
+    return decideRecovery(since, { epoch: String(epoch), offset: Number(top) }, after, Date.now(), this.#history.ttlMs);
+  }
+
+  /** EVALSHA, and EVAL once when Redis does not have the script (a restart empties its cache). */
+  async #run(script: RedisScript, channel: string, args: string[]): Promise<unknown> {
+    const keys = [`${this.#options.prefix}{${channel}}:meta`, `${this.#options.prefix}{${channel}}:history`];
+    try {
+      return await this.#commands.sendCommand(['EVALSHA', script.sha1, '2', ...keys, ...args]);
+    } catch (err) {
+      if (!message(err).startsWith('NOSCRIPT')) throw err;
+      return this.#commands.sendCommand(['EVAL', script.source, '2', ...keys, ...args]);
     }
   }
 
@@ -162,14 +223,14 @@ export class RedisBroker implements Broker {
   readonly #onMessage = (text: string, redisChannel: string): void => {
     const entry = this.#channels.get(redisChannel.slice(this.#options.prefix.length));
     if (entry === undefined) return;
-    const envelope = decodeEnvelope(text);
-    if (envelope === undefined) {
+    const publication = decodePublication(text);
+    if (publication === undefined) {
       this.#report('bad_envelope', new Error(`a message on ${redisChannel} is not a ws-service envelope`));
       return;
     }
     // Redis pushes are nobody's request: the delivery's context comes from the envelope alone.
     context.with(ROOT_CONTEXT, () => {
-      for (const listener of entry.listeners) listener(envelope);
+      for (const listener of entry.listeners) listener(publication);
     });
   };
 

@@ -128,6 +128,11 @@ export interface ChannelsConfig {
   readonly maxPublishBytes: number;
   /** The Redis engine when REDIS_URL is set; the in-process engine otherwise. */
   readonly redis?: RedisConfig;
+  /**
+   * Per-channel history for recovery: CHANNEL_HISTORY_SIZE publications (@default 1000) kept
+   * for CHANNEL_HISTORY_TTL_MS (@default 300000); either at 0 turns history off.
+   */
+  readonly history: { readonly size: number; readonly ttlMs: number };
 }
 
 export interface RedisConfig {
@@ -569,6 +574,10 @@ export function loadConfig(env: Env, version = '0.0.0'): Config {
       namespaces: channelNamespaces(env),
       maxPublishBytes: integer(env, 'MAX_PUBLISH_BYTES', Math.min(32_768, maxMessageBytes), 1, maxMessageBytes),
       ...(redisConfig === undefined ? {} : { redis: redisConfig }),
+      history: {
+        size: integer(env, 'CHANNEL_HISTORY_SIZE', 1_000, 0, 100_000),
+        ttlMs: integer(env, 'CHANNEL_HISTORY_TTL_MS', 300_000, 0, 86_400_000),
+      },
     },
   };
   return deepFreeze(config);

@@ -18,10 +18,14 @@ export interface IncomingMessage {
   readonly [field: string]: unknown;
 }
 
+export const AFTER_REPLY: unique symbol = Symbol('afterReply');
+
 export interface Reply {
   readonly type: string;
   readonly id?: MessageId;
   readonly [field: string]: unknown;
+  /** Runs right after the reply is handed to the socket (not serialised): what must follow it, such as a recovery's replay. */
+  readonly [AFTER_REPLY]?: () => void;
 }
 
 /** Stable error codes a client can switch on; asserted exactly in tests. */

@@ -12,6 +12,8 @@ import {
   CHANNEL_REJECT_REASONS,
   DELIVERY_DROP_REASONS,
   PUBLISH_OUTCOMES,
+  RECOVERY_RESULTS,
+  type RecoveryOutcome,
   type ChannelRejectReason,
   type DeliveryDropReason,
   type PublishOutcome,
@@ -54,6 +56,9 @@ export interface ChannelInstruments {
   recordFanout(namespace: string, seconds: number): void;
   countRejected(reason: ChannelRejectReason): void;
   countBrokerError(kind: BrokerErrorKind): void;
+  countRecovery(namespace: string, outcome: RecoveryOutcome, reason: string): void;
+  countReplayed(namespace: string, count: number): void;
+  countTrimmed(namespace: string, count: number): void;
 }
 
 export interface Instruments {
@@ -159,6 +164,14 @@ function createChannelInstruments(meter: Meter, sources: InstrumentSources): Cha
   const brokerErrors = meter.createCounter('channel_broker_errors', {
     description: 'Channel broker failures by kind: connection_lost (once per outage), subscriber_dropped, publish_failed, subscribe_failed, bad_envelope',
   });
+  const recoveries = meter.createCounter('channel_recoveries', {
+    description: 'Subscribes that asked to recover from a position, by namespace, outcome and reason (not_recovered: epoch_changed, expired, unknown_position)',
+  });
+  const replayed = meter.createCounter('channel_publications_replayed', { description: 'Publications replayed from history to recovering subscribers, by namespace' });
+  const trimmed = meter.createCounter('channel_history_trimmed', {
+    description: 'Publications pushed out of a channel history by CHANNEL_HISTORY_SIZE on this instance\'s publishes, by namespace',
+  });
+  const recoveries_ = new Map<string, Attributes>();
   const byKind = new Map<BrokerErrorKind, Attributes>();
   for (const kind of BROKER_ERROR_KINDS) {
     const attrs = Object.freeze({ [ATTR_KIND]: kind });
@@ -178,6 +191,13 @@ function createChannelInstruments(meter: Meter, sources: InstrumentSources): Cha
       published_.set(`${namespace}\0${outcome}`, attrs);
       published.add(0, attrs);
     }
+    replayed.add(0, ns);
+    trimmed.add(0, ns);
+    for (const [outcome, reason] of RECOVERY_RESULTS) {
+      const attrs = Object.freeze({ [ATTR_NAMESPACE]: namespace, [ATTR_OUTCOME]: outcome, [ATTR_REASON]: reason });
+      recoveries_.set(`${namespace}\0${outcome}\0${reason}`, attrs);
+      recoveries.add(0, attrs);
+    }
     for (const reason of DELIVERY_DROP_REASONS) {
       const attrs = Object.freeze({ [ATTR_NAMESPACE]: namespace, [ATTR_REASON]: reason });
       dropped_.set(`${namespace}\0${reason}`, attrs);
@@ -192,6 +212,9 @@ function createChannelInstruments(meter: Meter, sources: InstrumentSources): Cha
     recordFanout: (namespace, seconds) => fanout.record(seconds, byNamespace.get(namespace)),
     countRejected,
     countBrokerError: (kind) => brokerErrors.add(1, byKind.get(kind)),
+    countRecovery: (namespace, outcome, reason) => recoveries.add(1, recoveries_.get(`${namespace}\0${outcome}\0${reason}`)),
+    countReplayed: (namespace, count) => replayed.add(count, byNamespace.get(namespace)),
+    countTrimmed: (namespace, count) => trimmed.add(count, byNamespace.get(namespace)),
   };
 }
 

@@ -25,6 +25,7 @@ import {
 } from '@opentelemetry/sdk-metrics';
 import { RedisInstrumentation } from '@opentelemetry/instrumentation-redis';
 import { RuntimeNodeInstrumentation } from '@opentelemetry/instrumentation-runtime-node';
+import { redisStatement } from './redis-statement.js';
 import { NodeSDK } from '@opentelemetry/sdk-node';
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
 import { AlwaysOffSampler, NoopSpanProcessor, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
@@ -159,8 +160,8 @@ export function startTelemetry(config: TelemetryConfig, logger: Logger, extras: 
       // Event-loop delay, heap and GC through the SDK's MeterProvider; the service's own counters
       // keep going through LocalInstruments. The Redis engine's commands (a PUBLISH under its
       // PRODUCER span) as CLIENT spans, only inside a trace: reconnects and resubscribes are
-      // nobody's request. Its default statement serialiser keeps a PUBLISH's payload out.
-      instrumentations: [runtime, new RedisInstrumentation({ requireParentSpan: true })],
+      // nobody's request. redisStatement keeps the scripts' message arguments out of spans.
+      instrumentations: [runtime, new RedisInstrumentation({ requireParentSpan: true, dbStatementSerializer: redisStatement })],
       // Span attributes are cut at this length whatever fills them; client strings are bounded
       // before that, with a mark (src/telemetry/bounded.ts).
       spanLimits: { attributeValueLengthLimit: config.attributeValueLengthLimit },

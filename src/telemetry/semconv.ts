@@ -119,6 +119,16 @@ export const ATTR_MESSAGING_DESTINATION_TEMPLATE = 'messaging.destination.templa
  * that counts messages in a batch, and a fan-out is one message to many receivers.
  */
 export const ATTR_WS_CHANNEL_FANOUT = 'ws.channel.fanout';
+/** The offset the broker gave a publication (PRODUCER and CONSUMER spans). */
+export const ATTR_WS_CHANNEL_OFFSET = 'ws.channel.offset';
+/** On a CONSUMER span that replayed a publication from history to one recovering subscriber. */
+export const ATTR_WS_CHANNEL_REPLAYED = 'ws.channel.replayed';
+/** On a `subscribe` span that asked to recover: the position asked from, the outcome, the count replayed. */
+export const ATTR_WS_RECOVERY_SINCE_EPOCH = 'ws.recovery.since.epoch';
+export const ATTR_WS_RECOVERY_SINCE_OFFSET = 'ws.recovery.since.offset';
+export const ATTR_WS_RECOVERY_OUTCOME = 'ws.recovery.outcome';
+export const ATTR_WS_RECOVERY_REASON = 'ws.recovery.reason';
+export const ATTR_WS_RECOVERY_REPLAYED = 'ws.recovery.replayed';
 /** The (folded) namespace label of the channel metrics. */
 export const ATTR_NAMESPACE = 'namespace';
 export const ATTR_OUTCOME = 'outcome';
@@ -126,6 +136,14 @@ export const ATTR_OUTCOME = 'outcome';
 export const ATTR_KIND = 'kind';
 
 export const PUBLISH_OUTCOMES = ['ok', 'unavailable'] as const;
+/** channel_recoveries_total: `recovered` with reason `none`, or `not_recovered` with why. */
+export const RECOVERY_RESULTS = [
+  ['recovered', 'none'],
+  ['not_recovered', 'epoch_changed'],
+  ['not_recovered', 'expired'],
+  ['not_recovered', 'unknown_position'],
+] as const;
+export type RecoveryOutcome = 'recovered' | 'not_recovered';
 export type PublishOutcome = (typeof PUBLISH_OUTCOMES)[number];
 /**
  * Why a delivery to one subscriber was lost: `not_open`, its socket was already closing;

@@ -13,7 +13,7 @@ import WebSocket from 'ws';
 import type { HandlerRegistry, MessageHandler } from '../protocol/handlers/index.js';
 import type { RateLimitConfig } from '../config/config.js';
 import type { Instruments } from '../telemetry/instruments.js';
-import { ClientError, errorReply, parseMessage, type MessageId, type ParseResult, type Reply } from '../protocol/messages.js';
+import { AFTER_REPLY, ClientError, errorReply, parseMessage, type MessageId, type ParseResult, type Reply } from '../protocol/messages.js';
 import { MessageRateLimiter, type Verdict } from './rate-limit.js';
 import { withSpan } from '../telemetry/context.js';
 import type { ServiceTracer } from '../telemetry/tracer.js';
@@ -303,6 +303,7 @@ export class Connection implements SendAccount, Subscriber {
       return this.#fail(err, reply.id ?? null, span, type, started);
     }
     this.#send(reply, payload);
+    reply[AFTER_REPLY]?.();
     if (outcome !== 'ok') span.setAttribute(ATTR_WS_ERROR_CODE, String(reply.code));
     span.end();
     if (!this.#timed) return;

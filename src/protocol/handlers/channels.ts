@@ -2,7 +2,8 @@
 import { parseChannel, MAX_CHANNEL_LENGTH, type ChannelName } from '../../channels/names.js';
 import type { Subscriptions } from '../../channels/subscriptions.js';
 import type { ChannelInstruments } from '../../telemetry/instruments.js';
-import { ClientError, type IncomingMessage } from '../messages.js';
+import type { Position } from '../../channels/broker.js';
+import { AFTER_REPLY, ClientError, type IncomingMessage } from '../messages.js';
 import type { MessageHandler } from './types.js';
 
 export function channelHandlers(subscriptions: Subscriptions, instruments: ChannelInstruments): MessageHandler[] {
@@ -19,8 +20,18 @@ export function channelHandlers(subscriptions: Subscriptions, instruments: Chann
       type: 'subscribe',
       async handle(message, client) {
         const name = channelOf(message);
-        await subscriptions.subscribe(client, name);
-        return { type: 'subscribed', id: message.id, channel: name.channel };
+        const since = positionOf(message.since);
+        const result = await subscriptions.subscribe(client, name, since);
+        const { epoch, offset } = result.position;
+        return {
+          type: 'subscribed',
+          id: message.id,
+          channel: name.channel,
+          epoch,
+          offset,
+          ...(result.recovered === undefined ? {} : { recovered: result.recovered, replayed: result.replayed }),
+          [AFTER_REPLY]: result.flush,
+        };
       },
     },
     {
@@ -36,9 +47,25 @@ export function channelHandlers(subscriptions: Subscriptions, instruments: Chann
       async handle(message) {
         const name = channelOf(message);
         if (!('data' in message)) throw new ClientError('bad_request', 'publish needs a data field');
-        await subscriptions.publish(name, message.data);
-        return { type: 'published', id: message.id, channel: name.channel };
+        const { epoch, offset } = await subscriptions.publish(name, message.data);
+        return { type: 'published', id: message.id, channel: name.channel, epoch, offset };
       },
     },
   ];
+}
+
+/** `since` is optional; when present it must be a position the service could have given. */
+function positionOf(since: unknown): Position | undefined {
+  if (since === undefined) return undefined;
+  if (
+    typeof since === 'object' &&
+    since !== null &&
+    typeof (since as Position).epoch === 'string' &&
+    /^[0-9a-f]{1,32}$/.test((since as Position).epoch) &&
+    Number.isSafeInteger((since as Position).offset) &&
+    (since as Position).offset >= 0
+  ) {
+    return { epoch: (since as Position).epoch, offset: (since as Position).offset };
+  }
+  throw new ClientError('bad_request', 'since must be {"epoch": <epoch string from the service>, "offset": <integer ≥ 0>}');
 }
