@@ -29,10 +29,10 @@ export default tseslint.config(
       globals: { document: 'readonly', WebSocket: 'readonly', crypto: 'readonly', btoa: 'readonly', TextEncoder: 'readonly' },
     },
   },
-  // scripts/ holds plain Node ESM that runs uncompiled (outside tsconfig): no type-aware rules.
-  { files: ['scripts/**/*.mjs'], ...tseslint.configs.disableTypeChecked },
+  // scripts/ and examples/ hold plain Node ESM that runs uncompiled (outside tsconfig): no type-aware rules.
+  { files: ['scripts/**/*.mjs', 'examples/**/*.mjs'], ...tseslint.configs.disableTypeChecked },
   {
-    files: ['scripts/**/*.mjs'],
+    files: ['scripts/**/*.mjs', 'examples/**/*.mjs'],
     languageOptions: { globals: { process: 'readonly', console: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', URL: 'readonly' } },
   },
 );

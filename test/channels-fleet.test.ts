@@ -113,9 +113,9 @@ describe('two instances on one Redis', () => {
       const inTrace = receiver.spans.filter((s) => s.traceId === traceId);
       const producer = inTrace.find((s) => s.kind === SPAN_KIND_PRODUCER);
       const consumer = inTrace.find((s) => s.kind === SPAN_KIND_CONSUMER);
-      const publishCommand = inTrace.find((s) => s.kind === SPAN_KIND_CLIENT && s.name.toUpperCase().includes('PUBLISH'));
+      const publishCommand = inTrace.find((s) => s.kind === SPAN_KIND_CLIENT && s.name.toUpperCase().includes('EVAL'));
       return producer && consumer && publishCommand ? { producer, consumer, publishCommand } : undefined;
-    }, 10_000, 'the PRODUCER, CONSUMER and Redis PUBLISH spans');
+    }, 10_000, 'the PRODUCER, CONSUMER and Redis script spans');
     assert.equal(producer.resource['service.name'], 'ws-a');
     assert.equal(consumer.resource['service.name'], 'ws-b');
     assert.equal(producer.name, 'send chat');
@@ -125,7 +125,8 @@ describe('two instances on one Redis', () => {
     assert.equal(consumer.attributes['messaging.operation.type'], 'process');
     assert.equal(consumer.attributes['ws.channel.fanout'], 1);
     assert.equal(consumer.parentSpanId, producer.spanId, "B's span is a child of A's creation context");
-    assert.equal(publishCommand.parentSpanId, producer.spanId, 'the Redis PUBLISH is traced under the PRODUCER span');
+    assert.equal(publishCommand.parentSpanId, producer.spanId, 'the Redis publish script is traced under the PRODUCER span');
+    assert.match(String(publishCommand.attributes['db.query.text']), /^EVALSHA [0-9a-f]{40} 2 ws-service:\{chat:traced\}:meta ws-service:\{chat:traced\}:history \[6 other arguments\]$/);
     assert.equal(publishCommand.resource['service.name'], 'ws-a');
     assert.doesNotMatch(JSON.stringify(publishCommand.attributes), /hello/, 'the payload stays out of the db statement');
     assert.equal(frame.traceparent, `00-${traceId}-${consumer.spanId}-01`);
@@ -262,6 +263,42 @@ describe('faults', () => {
     assert.ok(messages(c, 'chat:flood').length > before);
     svc.child.kill('SIGTERM');
     await svc.exited;
+    await redis.stop();
+  });
+
+  it('a subscriber connection dropped while Redis keeps running: the gap in the live stream is filled from history, in order', async () => {
+    const redis = await RedisServer.start();
+    const env = { ...FLEET_ENV, REDIS_URL: redis.url };
+    const [a, b] = await Promise.all([startChild(env), startChild(env)]);
+    const sub = await connect(b);
+    await sub.request({ type: 'subscribe', id: 1, channel: 'chat:gap' });
+    const pub = await connect(a);
+    assert.equal((await publish(pub, 0, 'chat:gap', 0)).type, 'published');
+    await eventually(() => messages(sub, 'chat:gap')[0], 5000, 'the first delivery');
+    // B is held still while Redis closes every pub/sub connection (B's subscriber; A has no
+    // subscription) and A publishes: B cannot resubscribe before those publications are made.
+    const N = 30;
+    b.child.kill('SIGSTOP');
+    try {
+      await redis.command('CLIENT', 'KILL', 'TYPE', 'pubsub');
+      for (let i = 1; i <= N; i++) pub.send({ type: 'publish', id: i, channel: 'chat:gap', data: i });
+      await eventually(() => (pub.replies.filter((r) => r.type === 'published').length === N + 1 ? true : undefined), 5000, 'every publish accepted');
+    } finally {
+      b.child.kill('SIGCONT');
+    }
+    await eventually(async () => ((await redis.numsub('ws-service:chat:gap')) === 1 ? true : undefined), 5000, 'B resubscribed');
+    assert.equal((await publish(pub, N + 1, 'chat:gap', N + 1)).type, 'published');
+    await eventually(() => (messages(sub, 'chat:gap').length >= N + 2 ? true : undefined), 5000, 'every delivery');
+    await new Promise((r) => setTimeout(r, 100));
+    const got = messages(sub, 'chat:gap');
+    assert.deepEqual(got.map((m) => m.data), Array.from({ length: N + 2 }, (_, i) => i), 'no gap, no duplicate, in order');
+    assert.deepEqual(got.map((m) => m.offset), Array.from({ length: N + 2 }, (_, i) => i + 1));
+    const samples = await scrape(b.baseUrl);
+    assert.equal(sampleValue(samples, 'channel_broker_errors_total', { kind: 'subscriber_dropped' }), 1);
+    assert.equal(sampleValue(samples, 'channel_delivery_gaps_total', { namespace: 'chat', outcome: 'filled' }), 1, 'the publications made while B was away came from history');
+    await b.waitForLog((l) => l.message === 'channel gap: missed publications delivered from history');
+    for (const svc of [a, b]) svc.child.kill('SIGTERM');
+    await Promise.all([a.exited, b.exited]);
     await redis.stop();
   });
 });

@@ -72,6 +72,8 @@ interface Channel {
   readonly members: Map<Subscriber, MemberState>;
   /** The last publication this instance received live on the channel. */
   last: Position | undefined;
+  /** While a gap in the live stream is being filled from history: what arrived live meanwhile. */
+  filling: Publication[] | undefined;
   /** The pushed frame up to its data: built once per channel, so a delivery only concatenates. */
   readonly framePrefix: string;
   readonly listener: BrokerListener;
@@ -290,8 +292,9 @@ export class Subscriptions {
       label: this.deps.labels.of(name.namespace),
       members: new Map(),
       last: undefined,
+      filling: undefined,
       framePrefix: `{"type":"message","channel":${JSON.stringify(name.channel)},"data":`,
-      listener: (envelope) => this.#deliver(channel, envelope),
+      listener: (publication) => this.#receive(channel, publication),
       ready: Promise.resolve(),
     };
     this.#channels.set(name.channel, channel);
@@ -318,6 +321,47 @@ export class Subscriptions {
    * PRODUCER's context from the envelope (a parent, not a link, because each delivery has exactly
    * one creation context), and the pushed frame names it so a client can continue the trace.
    */
+  /**
+   * A live publication whose offset skips past the last one this instance received means the
+   * instance missed some (its subscriber connection to Redis was dropped and restored while
+   * Redis kept its history): the missing ones are read from history and delivered first, in
+   * order, while what arrives live waits. A new epoch is not a gap: that history is gone.
+   */
+  #receive(channel: Channel, publication: Publication): void {
+    if (channel.filling !== undefined) {
+      channel.filling.push(publication);
+      return;
+    }
+    const { last } = channel;
+    if (last === undefined || last.epoch !== publication.epoch || publication.offset <= last.offset + 1) {
+      this.#deliver(channel, publication);
+      return;
+    }
+    const held: Publication[] = [publication];
+    channel.filling = held;
+    const from = { epoch: last.epoch, offset: last.offset };
+    this.deps.broker.recover(channel.name, from).then(
+      (recovery) => this.#filled(channel, held, recovery.recovered === true ? recovery.publications : undefined),
+      (err: unknown) => {
+        this.deps.logger.warn({ err, namespace: channel.label }, 'channel gap: history read failed');
+        this.#filled(channel, held, undefined);
+      },
+    );
+  }
+
+  #filled(channel: Channel, held: Publication[], missing: readonly Publication[] | undefined): void {
+    channel.filling = undefined;
+    const first = held[0];
+    const gap = first.offset - (channel.last?.offset ?? 0) - 1;
+    this.deps.instruments.countGap(channel.label, missing === undefined ? 'unfilled' : 'filled');
+    context.with(ROOT_CONTEXT, () => this.deps.logger.warn({ namespace: channel.label, missed: gap, filled: missing !== undefined }, missing === undefined ? 'channel gap: publications missed and no longer in history' : 'channel gap: missed publications delivered from history'));
+    if (this.#channels.get(channel.name) !== channel) return;
+    for (const publication of missing ?? []) {
+      if (publication.offset < first.offset) this.#deliver(channel, publication);
+    }
+    for (const publication of held) this.#receive(channel, publication);
+  }
+
   #deliver(channel: Channel, publication: Publication): void {
     const started = performance.now();
     channel.last = publication;

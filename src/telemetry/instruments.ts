@@ -59,6 +59,7 @@ export interface ChannelInstruments {
   countRecovery(namespace: string, outcome: RecoveryOutcome, reason: string): void;
   countReplayed(namespace: string, count: number): void;
   countTrimmed(namespace: string, count: number): void;
+  countGap(namespace: string, outcome: 'filled' | 'unfilled'): void;
 }
 
 export interface Instruments {
@@ -171,6 +172,10 @@ function createChannelInstruments(meter: Meter, sources: InstrumentSources): Cha
   const trimmed = meter.createCounter('channel_history_trimmed', {
     description: 'Publications pushed out of a channel history by CHANNEL_HISTORY_SIZE on this instance\'s publishes, by namespace',
   });
+  const gaps = meter.createCounter('channel_delivery_gaps', {
+    description: 'Gaps in a channel live stream on this instance (its broker subscription was interrupted), by namespace and outcome: filled from history or unfilled',
+  });
+  const gaps_ = new Map<string, Attributes>();
   const recoveries_ = new Map<string, Attributes>();
   const byKind = new Map<BrokerErrorKind, Attributes>();
   for (const kind of BROKER_ERROR_KINDS) {
@@ -192,6 +197,11 @@ function createChannelInstruments(meter: Meter, sources: InstrumentSources): Cha
       published.add(0, attrs);
     }
     replayed.add(0, ns);
+    for (const outcome of ['filled', 'unfilled']) {
+      const attrs = Object.freeze({ [ATTR_NAMESPACE]: namespace, [ATTR_OUTCOME]: outcome });
+      gaps_.set(`${namespace}\0${outcome}`, attrs);
+      gaps.add(0, attrs);
+    }
     trimmed.add(0, ns);
     for (const [outcome, reason] of RECOVERY_RESULTS) {
       const attrs = Object.freeze({ [ATTR_NAMESPACE]: namespace, [ATTR_OUTCOME]: outcome, [ATTR_REASON]: reason });
@@ -215,6 +225,7 @@ function createChannelInstruments(meter: Meter, sources: InstrumentSources): Cha
     countRecovery: (namespace, outcome, reason) => recoveries.add(1, recoveries_.get(`${namespace}\0${outcome}\0${reason}`)),
     countReplayed: (namespace, count) => replayed.add(count, byNamespace.get(namespace)),
     countTrimmed: (namespace, count) => trimmed.add(count, byNamespace.get(namespace)),
+    countGap: (namespace, outcome) => gaps.add(1, gaps_.get(`${namespace}\0${outcome}`)),
   };
 }
 
