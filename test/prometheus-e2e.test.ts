@@ -6,12 +6,15 @@ import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { parse } from 'yaml';
 import { Client, eventually, killChildren, startChild, withTimeout, type RunningService } from './helpers.js';
+import { RedisServer } from './redis-server.js';
 import { freePort, notFoundMessage, readRepoFile, repoPath, requireBinary } from './stack-helpers.js';
 
 // Debian's real Prometheus, run with the project's own otel/prometheus.yml and rules, rewritten
 // only where it must be: targets on loopback and 1 s intervals instead of 15 s. The ws-service
-// job scrapes a real main.js; the otel-collector job scrapes a stand-in serving what the
+// job scrapes two real main.js processes sharing a real redis-server, as it scrapes ws-service
+// and ws-service-2 in docker-compose.yml; the otel-collector job scrapes a stand-in serving what the
 // collector's Prometheus exporter serves under otel/collector.yaml (no collector binary exists
 // on these machines): the service's pushed series labelled job/instance from service.name and
 // service.instance.id, unsuffixed names, and a finished process's shutdown_duration.
@@ -47,6 +50,14 @@ function collectorExposition(): string {
   ].join('\n');
 }
 
+/** An alert's expression as otel/rules/ws-service.rules.yml writes it. */
+function alertExpr(name: string): string {
+  const { groups } = parse(readRepoFile('otel/rules/ws-service.rules.yml')) as { groups: { rules: { alert?: string; expr: string }[] }[] };
+  const rule = groups.flatMap((g) => g.rules).find((r) => r.alert === name);
+  assert.ok(rule, `${name} in the rules`);
+  return rule.expr;
+}
+
 /** Replaces `from` with `to`, insisting it occurs exactly once, so config drift fails loudly. */
 function replaceOnce(text: string, from: string, to: string): string {
   const parts = text.split(from);
@@ -64,12 +75,16 @@ interface Alert {
 }
 
 let svc: RunningService;
+/** The second instance: channel deliveries land there, so svc's message counts stay exact. */
+let svc2: RunningService;
+let redis: RedisServer | undefined;
 let collector: Server;
 let prometheus: ChildProcess;
 let prometheusLog = '';
 let api: string;
 let dir: string;
 let serviceInstance: string;
+let serviceInstance2: string;
 
 async function query(expr: string): Promise<Sample[]> {
   const res = await fetch(`${api}/api/v1/query?query=${encodeURIComponent(expr)}`);
@@ -96,8 +111,11 @@ async function single(expr: string, value: number): Promise<Sample | undefined> 
 before(async () => {
   // Fail in milliseconds, not after the readiness deadline below, when the binary is missing.
   requireBinary('prometheus');
-  svc = await startChild({ SHUTDOWN_DRAIN_DELAY_MS: '0', SHUTDOWN_TIMEOUT_MS: '2000' });
+  redis = await RedisServer.start();
+  svc = await startChild({ SHUTDOWN_DRAIN_DELAY_MS: '0', SHUTDOWN_TIMEOUT_MS: '2000', REDIS_URL: redis.url });
   serviceInstance = `127.0.0.1:${svc.port}`;
+  svc2 = await startChild({ SHUTDOWN_DRAIN_DELAY_MS: '0', SHUTDOWN_TIMEOUT_MS: '2000', CHANNEL_NAMESPACES: 'chat', REDIS_URL: redis.url });
+  serviceInstance2 = `127.0.0.1:${svc2.port}`;
 
   collector = createServer((req, res) => {
     if (req.url !== '/metrics') return void res.writeHead(404).end();
@@ -108,6 +126,7 @@ before(async () => {
 
   let config = readRepoFile('otel/prometheus.yml');
   config = replaceOnce(config, "targets: ['ws-service:8080']", `targets: ['${serviceInstance}']`);
+  config = replaceOnce(config, "targets: ['ws-service-2:8080']", `targets: ['${serviceInstance2}']`);
   config = replaceOnce(config, "targets: ['otel-collector:8889']", `targets: ['127.0.0.1:${collectorPort}']`);
   config = replaceOnce(config, 'scrape_interval: 15s', 'scrape_interval: 1s');
   config = replaceOnce(config, 'scrape_timeout: 10s', 'scrape_timeout: 1s');
@@ -167,16 +186,23 @@ after(async () => {
   }
   collector?.close();
   await killChildren();
+  await redis?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 describe('real Prometheus with otel/prometheus.yml and the alert rules', () => {
-  test('loads every rule and scrapes both jobs; every rule evaluates without error', async () => {
+  test('loads every rule and scrapes both jobs, both service instances; every rule evaluates without error', async () => {
     await eventually(async () => {
-      const up = await query('up');
-      const byJob = Object.fromEntries(up.map((s) => [s.metric.job, Number(s.value[1])]));
-      return byJob['ws-service'] === 1 && byJob['otel-collector'] === 1 ? true : undefined;
-    }, 30_000, 'up == 1 for ws-service and otel-collector');
+      const up = await query('up == 1');
+      const targets = up.map((s) => `${s.metric.job} ${s.metric.instance}`).sort();
+      return targets.length === 3 && targets.filter((t) => t.startsWith('ws-service ')).length === 2 && targets.some((t) => t.startsWith('otel-collector '))
+        ? true
+        : undefined;
+    }, 30_000, 'up == 1 for both ws-service instances and otel-collector');
+    assert.deepEqual(
+      (await query('up{job="ws-service"}')).map((s) => s.metric.instance).sort(),
+      [serviceInstance, serviceInstance2].sort(),
+    );
 
     const rules = await eventually(async () => {
       const body = (await (await fetch(`${api}/api/v1/rules`)).json()) as {
@@ -185,7 +211,7 @@ describe('real Prometheus with otel/prometheus.yml and the alert rules', () => {
       const all = body.data.groups.flatMap((g) => g.rules);
       return all.length > 0 && all.every((r) => r.health !== 'unknown') ? all : undefined;
     }, 30_000, 'every rule evaluated once');
-    assert.equal(rules.length, 9);
+    assert.equal(rules.length, 14);
     for (const rule of rules) assert.equal(rule.health, 'ok', `${rule.name}: ${rule.lastError}`);
     // The event-loop rule's series lands under the name it queries.
     const delay = await eventually(async () => (await query('nodejs_eventloop_delay_p99{job="ws-service"}'))[0], 30_000, 'nodejs_eventloop_delay_p99 scraped');
@@ -206,9 +232,9 @@ describe('real Prometheus with otel/prometheus.yml and the alert rules', () => {
         assert.equal(reply.id, i);
       }
 
-      const connections = await eventually(() => single('active_connections', N_CONNECTIONS), 20_000, `active_connections == ${N_CONNECTIONS}`);
+      const connections = await eventually(() => single(`active_connections{instance="${serviceInstance}"}`, N_CONNECTIONS), 20_000, `active_connections == ${N_CONNECTIONS}`);
       assert.deepEqual(connections.metric, { __name__: 'active_connections', job: 'ws-service', instance: serviceInstance });
-      const messages = await eventually(() => single('total_messages_total', M_MESSAGES), 20_000, `total_messages_total == ${M_MESSAGES}`);
+      const messages = await eventually(() => single(`total_messages_total{instance="${serviceInstance}"}`, M_MESSAGES), 20_000, `total_messages_total == ${M_MESSAGES}`);
       assert.deepEqual(messages.metric, { __name__: 'total_messages_total', job: 'ws-service', instance: serviceInstance });
 
       await eventually(async () => (specAlert(await activeAlerts()) === undefined ? true : undefined), 20_000, 'NoActiveConnections inactive');
@@ -216,10 +242,10 @@ describe('real Prometheus with otel/prometheus.yml and the alert rules', () => {
       await Promise.all(clients.map((c) => c.close()));
     }
 
-    await eventually(() => single('active_connections', 0), 20_000, 'active_connections == 0 after the closes');
+    await eventually(() => single(`active_connections{instance="${serviceInstance}"}`, 0), 20_000, 'active_connections == 0 after the closes');
     const alert = await eventually(async () => specAlert(await activeAlerts()), 20_000, 'NoActiveConnections pending again');
     assert.equal(alert.state, 'pending', 'pending, not firing: the rule waits 1m');
-    assert.equal(Number((await query('total_messages_total'))[0].value[1]), M_MESSAGES);
+    assert.equal(Number((await query(`total_messages_total{instance="${serviceInstance}"}`))[0].value[1]), M_MESSAGES);
   });
 
   test("from the collector only shutdown_duration (and target_info) is kept, one series per process; the forced-shutdown alert fires", async () => {
@@ -230,7 +256,7 @@ describe('real Prometheus with otel/prometheus.yml and the alert rules', () => {
     // What the direct scrape already has is dropped from the collector job: no double counting.
     assert.deepEqual(await query(`active_connections{instance="${GONE_INSTANCE}"}`), []);
     assert.deepEqual(await query('total_messages'), []);
-    assert.equal((await query('active_connections')).length, 1);
+    assert.equal((await query('active_connections')).length, 2, 'one series per live instance, none from the collector');
 
     const forced = await eventually(
       async () => (await activeAlerts()).find((a) => a.labels.alertname === 'WsServiceShutdownForced' && a.state === 'firing'),
@@ -240,5 +266,72 @@ describe('real Prometheus with otel/prometheus.yml and the alert rules', () => {
     assert.equal(forced.labels.instance, GONE_INSTANCE);
     assert.equal(forced.labels.severity, 'critical');
     assert.equal((await activeAlerts()).find((a) => a.labels.alertname === 'WsServiceShutdownSlow'), undefined);
+  });
+
+  test('the channel rules find their series as the services export them: broker up on both, lag by namespace across instances, drops by reason', async () => {
+    const up = await eventually(async () => {
+      const result = await query('channel_broker_up{job="ws-service"} == 1');
+      return result.length === 2 ? result : undefined;
+    }, 20_000, 'channel_broker_up == 1 on both instances');
+    assert.deepEqual(up.map((s) => s.metric.instance).sort(), [serviceInstance, serviceInstance2].sort());
+
+    // Subscribed on the second instance, published on the first: the delivery crosses Redis.
+    const subscriber = await Client.connect(svc2.wsUrl);
+    const publisher = await Client.connect(svc.wsUrl);
+    // The lag rule's own expression, less its threshold: one p99 for the instance and namespace.
+    const lagExpr = alertExpr('WsServiceChannelDeliveryLagHigh').replace(/ > 1$/, '');
+    let p99: Sample;
+    try {
+      assert.equal((await subscriber.request({ type: 'subscribe', id: 1, channel: 'chat:e2e' })).type, 'subscribed');
+      // The histogram's series are born with the first delivery, and rate() needs a rise after
+      // that: publish until a scrape has seen one.
+      let id = 0;
+      p99 = await eventually(async () => {
+        assert.equal((await publisher.request({ type: 'publish', id: ++id, channel: 'chat:e2e', data: id })).type, 'published');
+        const result = (await query(lagExpr)).filter((s) => s.metric.instance === serviceInstance2 && s.metric.namespace === 'chat');
+        return result.length === 1 && Number.isFinite(Number(result[0].value[1])) ? result[0] : undefined;
+      }, 30_000, 'a p99 delivery lag for namespace chat');
+      assert.ok(subscriber.replies.some((r) => r.type === 'message'), 'delivered across the instances');
+    } finally {
+      await Promise.all([subscriber.close(), publisher.close()]);
+    }
+    assert.ok(Number(p99.value[1]) < 1, `p99 ${p99.value[1]} s on an idle loopback`);
+    // The drop series exist at 0 from the first scrape, so rate() sees their first drop.
+    const dropped = await query(`channel_deliveries_dropped_total{instance="${serviceInstance2}"}`);
+    assert.deepEqual(dropped.filter((s) => s.metric.namespace === 'chat').map((s) => s.metric.reason).sort(), ['not_open', 'slow_subscriber']);
+    const active = await activeAlerts();
+    assert.deepEqual(active.filter((a) => a.labels.alertname.startsWith('WsServiceChannel') || a.labels.alertname === 'WsServiceBrokerSubscriberDropped'), []);
+  });
+
+  test('Redis closing the subscriber connection fires WsServiceBrokerSubscriberDropped for that instance at once', async () => {
+    const subscriber = await Client.connect(svc2.wsUrl);
+    try {
+      assert.equal((await subscriber.request({ type: 'subscribe', id: 1, channel: 'chat:kill' })).type, 'subscribed');
+      // What client-output-buffer-limit does to a slow reader, without waiting for one: only the
+      // subscriber connection goes; the command connection stays up.
+      await redis!.command('CLIENT', 'KILL', 'TYPE', 'pubsub');
+      const fired = await eventually(
+        async () => (await activeAlerts()).find((a) => a.labels.alertname === 'WsServiceBrokerSubscriberDropped' && a.state === 'firing'),
+        30_000,
+        'WsServiceBrokerSubscriberDropped firing',
+      );
+      assert.equal(fired.labels.instance, serviceInstance2);
+      assert.equal(fired.labels.kind, 'subscriber_dropped');
+    } finally {
+      await subscriber.close();
+    }
+  });
+
+  test('Redis gone: channel_broker_up drops to 0 on both instances and WsServiceChannelBrokerDown is pending for each (it waits 2m)', async () => {
+    await redis!.kill9();
+    const pending = await eventually(async () => {
+      const alerts = (await activeAlerts()).filter((a) => a.labels.alertname === 'WsServiceChannelBrokerDown');
+      return alerts.length === 2 ? alerts : undefined;
+    }, 30_000, 'WsServiceChannelBrokerDown for both instances');
+    assert.deepEqual(pending.map((a) => a.labels.instance).sort(), [serviceInstance, serviceInstance2].sort());
+    for (const alert of pending) assert.equal(alert.state, 'pending');
+    // Still ready, still scraped: the broker outage is the alert's to report, not the balancer's.
+    const up = await query('up{job="ws-service"} == 1');
+    assert.equal(up.length, 2);
   });
 });

@@ -43,12 +43,17 @@ interface ComposeService {
   volumes?: string[];
   command?: string[];
   healthcheck?: { test: string[] };
+  hostname?: string;
   stop_grace_period?: string;
   stop_signal?: string;
   depends_on?: Record<string, unknown>;
 }
 
 const RULES = 'otel/rules/ws-service.rules.yml';
+/** The service's instances in docker-compose.yml, each with the host port it is published on. */
+const INSTANCES: Record<string, number> = { 'ws-service': 8080, 'ws-service-2': 8081 };
+/** Where the service listens inside its container (PORT's default; the Dockerfile's EXPOSE). */
+const CONTAINER_PORT = 8080;
 const RULE_TESTS = 'otel/rules/ws-service.rules.test.yml';
 
 /** The original specification's alert rule, verbatim. */
@@ -71,7 +76,7 @@ describe('Prometheus config and alert rules', () => {
     const { code, stdout, stderr } = await run('promtool', ['check', 'config', 'otel/prometheus.yml']);
     assert.equal(code, 0, stdout + stderr);
     assert.match(stdout, /SUCCESS: 1 rule files found/);
-    assert.match(stdout, /SUCCESS: 9 rules found/);
+    assert.match(stdout, /SUCCESS: 14 rules found/);
   });
 
   test('promtool check rules accepts every rule file', async () => {
@@ -115,6 +120,11 @@ describe('Prometheus config and alert rules', () => {
       'WsServiceConnectionsNearLimit',
       'WsServiceSpansDropped',
       'WsServiceEventLoopDelayHigh',
+      'WsServiceChannelBrokerDown',
+      'WsServiceChannelBrokerUnreported',
+      'WsServiceChannelDeliveryLagHigh',
+      'WsServiceChannelDeliveriesDropped',
+      'WsServiceBrokerSubscriberDropped',
     ]);
     for (const rule of alerts()) {
       assert.ok((rule.annotations?.summary ?? '').length > 0, `${rule.alert}: no summary`);
@@ -134,12 +144,25 @@ describe('Prometheus config and alert rules', () => {
     assert.equal(expr('WsServiceEventLoopDelayHigh'), 'nodejs_eventloop_delay_p99{job="ws-service"} > 0.1');
   });
 
-  test("otel/prometheus.yml: the original specification's job on port 8080, the collector second, only shutdown_duration kept from it", () => {
+  test('the channel rules query the channel metrics by their decided names; not_open drops never alert', () => {
+    const rule = (name: string): Rule => alerts().find((r) => r.alert === name)!;
+    assert.equal(rule('WsServiceChannelBrokerDown').expr, 'channel_broker_up{job="ws-service"} == 0');
+    // The page for a broker outage: /readyz stays 200 by design, so nothing else would.
+    assert.equal(rule('WsServiceChannelBrokerDown').labels?.severity, 'critical');
+    assert.match(rule('WsServiceChannelBrokerUnreported').expr, /^up\{job="ws-service"\} == 1 unless on\(job, instance\) channel_broker_up\{job="ws-service"\}$/);
+    assert.match(rule('WsServiceChannelDeliveryLagHigh').expr, /^histogram_quantile\(0\.99, sum by \(job, instance, namespace, le\) \(rate\(channel_delivery_lag_seconds_bucket\{job="ws-service"\}\[5m\]\)\)\) > 1$/);
+    assert.match(rule('WsServiceChannelDeliveriesDropped').expr, /^rate\(channel_deliveries_dropped_total\{job="ws-service",reason!="not_open"\}\[5m\]\) > /);
+    assert.match(rule('WsServiceBrokerSubscriberDropped').expr, /^increase\(channel_broker_errors_total\{job="ws-service",kind="subscriber_dropped"\}\[5m\]\) > 0 or \(/);
+    assert.match(rule('WsServiceChannelDeliveryLagHigh').annotations?.runbook ?? '', /clock skew/, 'the lag runbook names clock skew');
+    assert.match(rule('WsServiceBrokerSubscriberDropped').annotations?.runbook ?? '', /client-output-buffer-limit pubsub .*32mb 8mb 60/);
+  });
+
+  test("otel/prometheus.yml: the original specification's job on port 8080 (and the second instance), the collector second, only shutdown_duration kept from it", () => {
     const config = readYaml<PrometheusConfig>('otel/prometheus.yml');
     assert.deepEqual(config.rule_files, ['rules/*.rules.yml']);
     const [service, collector] = config.scrape_configs;
     assert.equal(service.job_name, 'ws-service');
-    assert.deepEqual(service.static_configs, [{ targets: ['ws-service:8080'] }]);
+    assert.deepEqual(service.static_configs, [{ targets: ['ws-service:8080'] }, { targets: ['ws-service-2:8080'] }]);
     assert.equal(service.metric_relabel_configs, undefined, 'the direct scrape keeps everything');
     assert.equal(collector.job_name, 'otel-collector');
     assert.equal(collector.honor_labels, true, "job/instance come from the pushing process's resource");
@@ -295,31 +318,81 @@ describe('docker-compose.yml', () => {
     services = (parse(resolved.stdout) as { services: Record<string, ComposeService> }).services;
   });
 
-  test('docker-compose config -q accepts the file; the five services are there', () => {
-    assert.deepEqual(Object.keys(services).sort(), ['grafana', 'jaeger', 'otel-collector', 'prometheus', 'ws-service']);
+  test('docker-compose config -q accepts the file; the seven services are there', () => {
+    assert.deepEqual(Object.keys(services).sort(), ['grafana', 'jaeger', 'otel-collector', 'prometheus', 'redis', 'ws-service', 'ws-service-2']);
   });
 
-  test('ws-service: built from the Dockerfile, OTLP to the collector by name, SIGTERM, grace period above drain + timeout', () => {
-    const svc = services['ws-service'];
-    assert.ok(svc.build, 'built from the Dockerfile');
-    assert.equal(svc.build.dockerfile ?? 'Dockerfile', 'Dockerfile');
-    const env = svc.environment ?? {};
-    assert.equal(env.OTEL_EXPORTER_OTLP_ENDPOINT, 'http://otel-collector:4318');
-    assert.equal(env.OTEL_SERVICE_NAME, 'ws-service');
-    const drain = Number(env.SHUTDOWN_DRAIN_DELAY_MS);
-    const timeout = Number(env.SHUTDOWN_TIMEOUT_MS);
-    assert.ok(drain > 0 && timeout > 0, 'drain delay and timeout set explicitly');
-    assert.equal(svc.stop_signal, 'SIGTERM');
-    assert.ok(svc.stop_grace_period, 'stop_grace_period set');
-    const grace = durationMs(svc.stop_grace_period);
-    assert.ok(grace > drain + timeout, `stop_grace_period ${grace} ms must exceed drain ${drain} + timeout ${timeout} ms`);
-    assert.ok(svc.ports?.some((p) => Number(p.published) === 8080 && p.target === 8080));
+  for (const [name, hostPort] of Object.entries(INSTANCES)) {
+    test(`${name}: built from the Dockerfile, OTLP to the collector by name, SIGTERM, grace period above drain + timeout, host port ${hostPort}`, () => {
+      const svc = services[name];
+      assert.ok(svc.build, 'built from the Dockerfile');
+      assert.equal(svc.build.dockerfile ?? 'Dockerfile', 'Dockerfile');
+      assert.equal(svc.image, 'ws-service:local', 'one image for every instance');
+      const env = svc.environment ?? {};
+      assert.equal(env.OTEL_EXPORTER_OTLP_ENDPOINT, 'http://otel-collector:4318');
+      assert.equal(env.OTEL_SERVICE_NAME, 'ws-service');
+      const drain = Number(env.SHUTDOWN_DRAIN_DELAY_MS);
+      const timeout = Number(env.SHUTDOWN_TIMEOUT_MS);
+      assert.ok(drain > 0 && timeout > 0, 'drain delay and timeout set explicitly');
+      assert.equal(svc.stop_signal, 'SIGTERM');
+      assert.ok(svc.stop_grace_period, 'stop_grace_period set');
+      const grace = durationMs(svc.stop_grace_period);
+      assert.ok(grace > drain + timeout, `stop_grace_period ${grace} ms must exceed drain ${drain} + timeout ${timeout} ms`);
+      assert.equal(env.PORT, undefined, `listens on PORT's default, ${CONTAINER_PORT}`);
+      assert.deepEqual(svc.ports?.map((p) => [Number(p.published), p.target]), [[hostPort, CONTAINER_PORT]]);
+    });
+
+    test(`${name}'s healthcheck is the Dockerfile's: node fetching /healthz`, () => {
+      const test = services[name].healthcheck?.test;
+      assert.ok(test, 'healthcheck present');
+      assert.deepEqual(test, ['CMD', ...healthcheckCommand()]);
+    });
+  }
+
+  test('every instance exports OTLP to the collector\'s OTLP/HTTP receiver, with its own host.name and its own per-process service.instance.id', () => {
+    const collectorConfig = readYaml<{ receivers: { otlp: { protocols: { http: { endpoint: string } } } } }>('otel/collector.yaml');
+    const receiverPort = collectorConfig.receivers.otlp.protocols.http.endpoint.split(':')[1];
+    const hostnames = new Set<string>();
+    for (const name of Object.keys(INSTANCES)) {
+      const env = services[name].environment ?? {};
+      const endpoint = new URL(env.OTEL_EXPORTER_OTLP_ENDPOINT);
+      assert.ok(endpoint.hostname in services && services[endpoint.hostname].image?.startsWith('otel/'), `${name} exports to the collector service`);
+      assert.equal(endpoint.port, receiverPort, `${name}: the port the collector's OTLP/HTTP receiver listens on`);
+      assert.equal(env.OTEL_EXPORTER_OTLP_PROTOCOL, 'http/protobuf', `${name}: the protocol of that port`);
+      assert.ok(services[name].depends_on && 'otel-collector' in services[name].depends_on, `${name} depends on otel-collector`);
+      // An id set here would be shared by every process the container ever runs (and the log
+      // transport sets its own): each shutdown_duration series needs one per process.
+      assert.doesNotMatch(env.OTEL_RESOURCE_ATTRIBUTES ?? '', /service\.instance\.id/, `${name} leaves service.instance.id to the process`);
+      assert.ok(services[name].hostname, `${name}: hostname set (host.name in Jaeger)`);
+      hostnames.add(services[name].hostname);
+    }
+    assert.equal(hostnames.size, Object.keys(INSTANCES).length, 'instances tell apart by host.name');
   });
 
-  test("ws-service's healthcheck is the Dockerfile's: node fetching /healthz", () => {
-    const test = services['ws-service'].healthcheck?.test;
-    assert.ok(test, 'healthcheck present');
-    assert.deepEqual(test, ['CMD', ...healthcheckCommand()]);
+  test('every instance reaches the redis service through REDIS_URL and waits for it to answer', () => {
+    const redis = services.redis;
+    assert.match(redis.image ?? '', /^redis:7\.\d+\.\d+$/, 'the official image, pinned to a 7.x release');
+    assert.ok(redis.healthcheck?.test.includes('redis-cli'), 'a healthcheck the instances can wait on');
+    for (const name of Object.keys(INSTANCES)) {
+      const url = new URL(services[name].environment?.REDIS_URL ?? '');
+      assert.equal(url.protocol, 'redis:');
+      assert.equal(url.hostname, 'redis', `${name}: REDIS_URL names the compose service`);
+      assert.equal(url.port, '6379', `${name}: Redis's port (the command sets no other)`);
+      assert.deepEqual(services[name].depends_on?.redis, { condition: 'service_healthy' }, `${name} depends on redis`);
+    }
+    assert.ok(!(redis.command ?? []).includes('--port'));
+  });
+
+  test('redis keeps nothing: no snapshots, no append-only file, no volume', () => {
+    const command = services.redis.command ?? [];
+    const flag = (name: string): string | undefined => {
+      const i = command.indexOf(name);
+      return i < 0 ? undefined : command[i + 1];
+    };
+    assert.equal(command[0], 'redis-server');
+    assert.equal(flag('--save'), '', "--save '' turns off the snapshots Redis takes by default");
+    assert.equal(flag('--appendonly'), 'no');
+    assert.equal(services.redis.volumes, undefined);
   });
 
   test('the collector mounts otel/collector.yaml where its command reads it, and reaches jaeger by name', () => {
@@ -354,12 +427,15 @@ describe('docker-compose.yml', () => {
     assert.ok(volumes.some((v) => v.endsWith(`/otel/rules:${configDir}/rules:ro`)), 'otel/rules mounted beside it (rule_files: rules/*.rules.yml)');
 
     const config = readYaml<PrometheusConfig>('otel/prometheus.yml');
+    const serviceTargets = config.scrape_configs.find((j) => j.job_name === 'ws-service')!.static_configs.flatMap((s) => s.targets);
+    assert.deepEqual(serviceTargets, Object.keys(INSTANCES).map((name) => `${name}:${CONTAINER_PORT}`), 'every instance scraped, in job ws-service');
+    for (const name of Object.keys(INSTANCES)) assert.ok(prom.depends_on && name in prom.depends_on, `prometheus depends on ${name}`);
     const collectorConfig = readYaml<{ exporters: { prometheus: { endpoint: string } } }>('otel/collector.yaml');
     for (const job of config.scrape_configs) {
       for (const target of job.static_configs.flatMap((s) => s.targets)) {
         const [host, port] = target.split(':');
         assert.ok(host in services, `${job.job_name} scrapes ${host}, a compose service`);
-        if (host === 'ws-service') assert.equal(port, '8080');
+        if (host in INSTANCES) assert.equal(port, String(CONTAINER_PORT));
         if (host === 'otel-collector') assert.equal(port, collectorConfig.exporters.prometheus.endpoint.split(':')[1]);
       }
     }
