@@ -181,7 +181,16 @@ export class RedisBroker implements Broker {
     return decideRecovery(since, { epoch: String(epoch), offset: Number(top) }, after, Date.now(), this.#history.ttlMs);
   }
 
-  /** EVALSHA, and EVAL once when Redis does not have the script (a restart empties its cache). */
+  #loadScripts(): void {
+    for (const script of [PUBLISH_SCRIPT, RECOVER_SCRIPT]) {
+      this.#commands.sendCommand(['SCRIPT', 'LOAD', script.source]).catch((err: unknown) => this.#report('publish_failed', err));
+    }
+  }
+
+  /**
+   * EVALSHA; EVAL when Redis lost the script anyway (SCRIPT FLUSH on a live connection): that
+   * one publish may then be ordered after later ones, which #loadScripts otherwise prevents.
+   */
   async #run(script: RedisScript, channel: string, args: string[]): Promise<unknown> {
     const keys = [`${this.#options.prefix}{${channel}}:meta`, `${this.#options.prefix}{${channel}}:history`];
     try {
@@ -240,7 +249,13 @@ export class RedisBroker implements Broker {
       this.#lastError = `${role} connection: ${message(err)}`;
       this.#lost(role, err);
     });
-    client.on('ready', () => this.#update());
+    client.on('ready', () => {
+      // Loaded before any publish can be queued behind it on this connection: a publish that met
+      // NOSCRIPT and retried with EVAL would land after publishes sent later (the cache is empty
+      // after every Redis restart), breaking one publisher's order.
+      if (role === 'commands') this.#loadScripts();
+      this.#update();
+    });
     client.on('end', () => this.#update());
   }
 
