@@ -476,13 +476,18 @@ async function startTraffic(svc: RunningService): Promise<{ stop: () => Promise<
         const brief = await Client.connect(svc.wsUrl);
         await brief.request({ type: 'ping', id: n });
         // A reconnect that recovers the last two publications, and one from an epoch long gone.
+        // Replayed messages arrive between replies: each reply is found by its id.
+        const ask = async (message: { id: string } & Record<string, unknown>): Promise<Record<string, unknown>> => {
+          brief.send(message);
+          return eventually(() => brief.replies.find((r) => r.id === message.id), 5000, `the reply to ${message.id}`);
+        };
         const channel = CHANNELS[n % CHANNELS.length];
-        const top = await brief.request({ type: 'subscribe', id: `t${n}`, channel });
-        await brief.request({ type: 'unsubscribe', id: `u${n}`, channel });
+        const top = await ask({ type: 'subscribe', id: `t${n}`, channel });
+        await ask({ type: 'unsubscribe', id: `u${n}`, channel });
         const since = { epoch: top.epoch, offset: Math.max(0, Number(top.offset) - 2) };
-        assert.equal((await brief.request({ type: 'subscribe', id: `r${n}`, channel, since })).recovered, true);
-        await brief.request({ type: 'unsubscribe', id: `v${n}`, channel });
-        assert.equal((await brief.request({ type: 'subscribe', id: `x${n}`, channel, since: { epoch: 'abc', offset: 1 } })).recovered, false);
+        assert.equal((await ask({ type: 'subscribe', id: `r${n}`, channel, since })).recovered, true);
+        await ask({ type: 'unsubscribe', id: `v${n}`, channel });
+        assert.equal((await ask({ type: 'subscribe', id: `x${n}`, channel, since: { epoch: 'abc', offset: 1 } })).recovered, false);
         await brief.close();
       }
       await new Promise((resolve) => setTimeout(resolve, 100));

@@ -76,7 +76,7 @@ describe('Prometheus config and alert rules', () => {
     const { code, stdout, stderr } = await run('promtool', ['check', 'config', 'otel/prometheus.yml']);
     assert.equal(code, 0, stdout + stderr);
     assert.match(stdout, /SUCCESS: 1 rule files found/);
-    assert.match(stdout, /SUCCESS: 14 rules found/);
+    assert.match(stdout, /SUCCESS: 16 rules found/);
   });
 
   test('promtool check rules accepts every rule file', async () => {
@@ -124,6 +124,8 @@ describe('Prometheus config and alert rules', () => {
       'WsServiceChannelBrokerUnreported',
       'WsServiceChannelDeliveryLagHigh',
       'WsServiceChannelDeliveriesDropped',
+      'WsServiceChannelRecoveryFailures',
+      'WsServiceChannelGapUnfilled',
       'WsServiceBrokerSubscriberDropped',
     ]);
     for (const rule of alerts()) {
