@@ -211,7 +211,7 @@ describe('real Prometheus with otel/prometheus.yml and the alert rules', () => {
       const all = body.data.groups.flatMap((g) => g.rules);
       return all.length > 0 && all.every((r) => r.health !== 'unknown') ? all : undefined;
     }, 30_000, 'every rule evaluated once');
-    assert.equal(rules.length, 14);
+    assert.equal(rules.length, 16);
     for (const rule of rules) assert.equal(rule.health, 'ok', `${rule.name}: ${rule.lastError}`);
     // The event-loop rule's series lands under the name it queries.
     const delay = await eventually(async () => (await query('nodejs_eventloop_delay_p99{job="ws-service"}'))[0], 30_000, 'nodejs_eventloop_delay_p99 scraped');
