@@ -6,7 +6,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type Locator, type Page } from 'playwright-core';
 import { repoPath, requireExecutable } from './stack-helpers.js';
 import { withTimeout } from './helpers.js';
 
@@ -85,13 +85,21 @@ export interface Sent {
   /** The reply's type (`pong`, `subscribed`, `published`, `error`). */
   readonly reply: string;
   readonly replyText: string;
+  /** The channel position the reply carried (`published`, `subscribed`), as the page shows it; '' otherwise. */
+  readonly epoch: string;
+  readonly offset: string;
 }
 
 export interface Delivery {
   readonly channel: string;
   readonly data: string;
+  /** The publication's channel position, as the page shows it. */
+  readonly epoch: string;
+  readonly offset: string;
   /** The trace id of the delivery's traceparent, as the page shows it. */
   readonly traceId: string;
+  /** The span id of the delivery's traceparent (the delivering instance's CONSUMER span). */
+  readonly spanId: string;
   /** Whether the page marked it as a trace it started. */
   readonly mine: boolean;
 }
@@ -154,8 +162,21 @@ export class ExamplePage {
   async delivery(traceId: string): Promise<Delivery> {
     const row = this.page.locator(`#deliveries tr[data-trace-id="${traceId}"]`);
     await row.waitFor();
-    const texts = await row.locator('td').allTextContents();
-    return { channel: texts[0], data: texts[1], traceId: texts[2], mine: (await row.getAttribute('data-mine')) === 'true' };
+    return ExamplePage.#deliveryOf(row, await row.locator('td').allTextContents());
+  }
+
+  /** Every delivery the page shows, in arrival order. */
+  async deliveries(): Promise<Delivery[]> {
+    const found: Delivery[] = [];
+    for (const row of await this.page.locator('#deliveries tr').all()) {
+      found.push(await ExamplePage.#deliveryOf(row, await row.locator('td').allTextContents()));
+    }
+    return found;
+  }
+
+  static async #deliveryOf(row: Locator, texts: string[]): Promise<Delivery> {
+    const [channel, data, epoch, offset, traceId] = texts;
+    return { channel, data, epoch, offset, traceId, spanId: (await row.getAttribute('data-span-id')) ?? '', mine: (await row.getAttribute('data-mine')) === 'true' };
   }
 
   async close(): Promise<void> {
@@ -175,6 +196,8 @@ export class ExamplePage {
       spanId: (await row.getAttribute('data-span-id')) ?? '',
       reply: (await row.getAttribute('data-reply')) ?? '',
       replyText: (await row.locator('td').nth(3).textContent()) ?? '',
+      epoch: (await row.getAttribute('data-epoch')) ?? '',
+      offset: (await row.getAttribute('data-offset')) ?? '',
     };
   }
 }

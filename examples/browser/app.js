@@ -1,6 +1,8 @@
 // The example page's client: plain browser JavaScript, no build step. Every message it sends
 // carries a fresh W3C traceparent, so the server's spans for it join a trace started here; a
-// delivery's traceparent names the server's delivery span, in the publisher's trace.
+// delivery's traceparent names the server's delivery span, in the publisher's trace. Every
+// delivery and every `published` reply shows the channel position (epoch, offset) the service
+// gave it: the same publication has the same position on every instance.
 
 const PROTOCOL = 'ws-service.v1';
 const BEARER_PREFIX = 'ws-service.bearer.';
@@ -27,9 +29,10 @@ function newTrace() {
   return { traceId, spanId, traceparent: `00-${traceId}-${spanId}-01` };
 }
 
-function traceIdOf(traceparent) {
-  const match = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/.exec(String(traceparent ?? ''));
-  return match === null ? '' : match[1];
+/** The trace id and the span id (the server's delivery span) of a delivery's traceparent. */
+function idsOf(traceparent) {
+  const match = /^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$/.exec(String(traceparent ?? ''));
+  return match === null ? { traceId: '', spanId: '' } : { traceId: match[1], spanId: match[2] };
 }
 
 function cells(row, values) {
@@ -73,9 +76,10 @@ function onFrame(event) {
     return;
   }
   if (frame.type === 'message') {
-    const traceId = traceIdOf(frame.traceparent);
-    const row = cells($('deliveries').insertRow(), [frame.channel, JSON.stringify(frame.data), traceId]);
+    const { traceId, spanId } = idsOf(frame.traceparent);
+    const row = cells($('deliveries').insertRow(), [frame.channel, JSON.stringify(frame.data), String(frame.epoch ?? ''), String(frame.offset ?? ''), traceId]);
     row.dataset.traceId = traceId;
+    row.dataset.spanId = spanId;
     row.dataset.mine = String(startedHere.has(traceId));
     return;
   }
@@ -83,7 +87,15 @@ function onFrame(event) {
   if (row === undefined) return;
   awaiting.delete(frame.id);
   row.dataset.reply = frame.type;
-  row.cells[3].textContent = frame.type === 'error' ? `error ${frame.code}: ${frame.message}` : frame.type;
+  let text = frame.type;
+  if (frame.type === 'error') text = `error ${frame.code}: ${frame.message}`;
+  else if (frame.epoch !== undefined) {
+    // published: where the publication went; subscribed: where the live stream starts.
+    row.dataset.epoch = String(frame.epoch);
+    row.dataset.offset = String(frame.offset);
+    text = `${frame.type} (epoch ${frame.epoch}, offset ${frame.offset})`;
+  }
+  row.cells[3].textContent = text;
 }
 
 function connect(url, token) {
