@@ -51,6 +51,9 @@ async function runClient(urls: string[], args: string[] = []): Promise<Outcome> 
   return { code, steps, stderr };
 }
 
+/** What a failed run says: the step it stopped at first, then everything it printed. */
+const failure = ({ steps, stderr }: Outcome): string => `stopped at ${JSON.stringify(steps.at(-1))}\nsteps: ${JSON.stringify(steps)}\n${stderr}`;
+
 /** Every step the client runs against two URLs, in order, each passed. */
 const TWO_INSTANCE_STEPS = [
   ['connect', true],
@@ -113,8 +116,9 @@ describe('against two instances on one Redis, with AUTH_TOKEN', () => {
 
   it('publishes on A, B delivers in the trace the script started under a PRODUCER span on A; a subscriber that reconnects from B to A with since gets exactly what it missed', async () => {
     const before = await recoveries(a);
-    const { code, steps, stderr } = await runClient([a.wsUrl, b.wsUrl], ['--token', TOKEN]);
-    assert.equal(code, 0, `${JSON.stringify(steps)}\n${stderr}`);
+    const outcome = await runClient([a.wsUrl, b.wsUrl], ['--token', TOKEN]);
+    assert.equal(outcome.code, 0, failure(outcome));
+    const { steps } = outcome;
     assert.deepEqual(steps.map((s) => [s.step, s.ok]), TWO_INSTANCE_STEPS);
     assert.ok(steps.filter((s) => s.step === 'connect').every((s) => s.subprotocol === PROTOCOL));
     const published = steps.find((s) => s.step === 'publish')!;
@@ -154,9 +158,9 @@ describe('against two instances on one Redis, with AUTH_TOKEN', () => {
   });
 
   it('the token as a header is admitted as well; a wrong token exits 1 on a 401, counted', async () => {
-    const { code, steps, stderr } = await runClient([b.wsUrl, a.wsUrl], ['--token', TOKEN, '--auth', 'header']);
-    assert.equal(code, 0, `${JSON.stringify(steps)}\n${stderr}`);
-    assert.deepEqual(steps.map((s) => [s.step, s.ok]), TWO_INSTANCE_STEPS);
+    const outcome = await runClient([b.wsUrl, a.wsUrl], ['--token', TOKEN, '--auth', 'header']);
+    assert.equal(outcome.code, 0, failure(outcome));
+    assert.deepEqual(outcome.steps.map((s) => [s.step, s.ok]), TWO_INSTANCE_STEPS);
     const refusedBefore = sampleValue(await scrape(a.baseUrl), 'rejected_upgrades_total', { reason: 'unauthorized' });
     const wrong = await runClient([a.wsUrl], ['--token', `${TOKEN}x`]);
     assert.equal(wrong.code, 1);
@@ -232,7 +236,7 @@ async function faultyServer(fault: Fault): Promise<string> {
 describe('a service that breaks the protocol', () => {
   it('with no fault the stand-in passes every step (so each fault below is what fails the run)', async () => {
     const fine = await runClient([await faultyServer('none')]);
-    assert.equal(fine.code, 0, JSON.stringify(fine.steps));
+    assert.equal(fine.code, 0, failure(fine));
   });
 
   it('a reply or a delivery that is not what the protocol says exits 1, naming the step, what was expected and what came', async () => {
