@@ -44,7 +44,11 @@ describe('pages on two instances on one Redis, with AUTH_TOKEN and ALLOWED_ORIGI
   }
 
   before(async () => {
-    [redis, otlp, home, elsewhere] = await Promise.all([RedisServer.start(), startOtlpReceiver(), serveExample(), serveExample()]);
+    // One at a time, so that after() stops whatever started if one of them fails.
+    redis = await RedisServer.start();
+    otlp = await startOtlpReceiver();
+    home = await serveExample();
+    elsewhere = await serveExample();
     const env = {
       ...FAST_EXPORT,
       REDIS_URL: redis.url,

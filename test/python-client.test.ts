@@ -88,7 +88,8 @@ describe('against two instances on one Redis, with AUTH_TOKEN', () => {
   let b: RunningService;
 
   before(async () => {
-    [redis, otlp] = await Promise.all([RedisServer.start(), startOtlpReceiver()]);
+    redis = await RedisServer.start();
+    otlp = await startOtlpReceiver();
     const env = {
       REDIS_URL: redis.url,
       OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url,
