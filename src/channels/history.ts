@@ -77,9 +77,4 @@ export class PublicationRing {
     for (let o = from; o <= this.#top; o++) out.push(this.#slots[o % this.#slots.length] as Publication);
     return out;
   }
-
-  /** The newest publication's time, or undefined when it holds none. */
-  get newestAt(): number | undefined {
-    return this.#count === 0 ? undefined : this.#slots[this.#top % this.#slots.length]?.publishedAt;
-  }
 }

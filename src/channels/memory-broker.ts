@@ -16,9 +16,11 @@ import { decideRecovery, historyEnabled, newEpoch, PublicationRing, type History
 interface ChannelState {
   readonly listeners: Set<BrokerListener>;
   readonly ring: PublicationRing;
+  /** The last subscribe, unsubscribe, publish or recover: what keeps a quiet channel's epoch. */
+  touchedAt: number;
 }
 
-/** How often channels with no listener and nothing recoverable left are forgotten. */
+/** How often idle channels (see forgetIdle) are forgotten. */
 const SWEEP_INTERVAL_MS = 1_000;
 
 export class MemoryBroker implements Broker {
@@ -31,7 +33,7 @@ export class MemoryBroker implements Broker {
 
   constructor(limits: HistoryLimits = { size: 0, ttlMs: 0 }) {
     this.#limits = historyEnabled(limits) ? limits : { size: 0, ttlMs: 0 };
-    this.#sweeper = setInterval(() => this.#sweep(), SWEEP_INTERVAL_MS).unref();
+    this.#sweeper = setInterval(() => this.forgetIdle(Date.now()), SWEEP_INTERVAL_MS).unref();
   }
 
   connect(): Promise<void> {
@@ -54,7 +56,11 @@ export class MemoryBroker implements Broker {
   }
 
   unsubscribe(channel: string, listener: BrokerListener): Promise<void> {
-    this.#channels.get(channel)?.listeners.delete(listener);
+    const state = this.#channels.get(channel);
+    if (state !== undefined) {
+      state.listeners.delete(listener);
+      state.touchedAt = Date.now();
+    }
     return Promise.resolve();
   }
 
@@ -101,25 +107,28 @@ export class MemoryBroker implements Broker {
     return this.#channels.get(channel)?.listeners.size ?? 0;
   }
 
+  /** Every call that names a channel touches it. */
   #state(channel: string): ChannelState {
+    const now = Date.now();
     let state = this.#channels.get(channel);
     if (state === undefined) {
-      state = { listeners: new Set(), ring: new PublicationRing(newEpoch(), this.#limits.size) };
+      state = { listeners: new Set(), ring: new PublicationRing(newEpoch(), this.#limits.size), touchedAt: now };
       this.#channels.set(channel, state);
     }
+    state.touchedAt = now;
     return state;
   }
 
   /**
-   * A channel nobody listens to whose newest publication is past the TTL has nothing left to
-   * recover: it is forgotten, and its next publication starts a new epoch.
+   * Forgets each channel nobody listens to and nobody has touched for the history TTL: its
+   * history has expired, so its next use starts a new epoch. A quiet channel is kept that long
+   * even with nothing published, so a subscriber that left at offset 0 and comes back within it
+   * still recovers (an empty replay), not a spurious epoch change.
    */
-  #sweep(): void {
-    const oldest = Date.now() - this.#limits.ttlMs;
+  forgetIdle(now: number): void {
+    const oldest = now - this.#limits.ttlMs;
     for (const [channel, state] of this.#channels) {
-      if (state.listeners.size > 0) continue;
-      const newest = state.ring.newestAt;
-      if (newest === undefined || newest < oldest) this.#channels.delete(channel);
+      if (state.listeners.size === 0 && state.touchedAt < oldest) this.#channels.delete(channel);
     }
   }
 }
