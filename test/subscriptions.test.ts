@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { trace } from '@opentelemetry/api';
 import pino from 'pino';
 import type { Broker, BrokerListener } from '../src/channels/broker.js';
+import { MemoryBroker } from '../src/channels/memory-broker.js';
 import { NamespaceLabels, parseChannel } from '../src/channels/names.js';
 import { Subscriptions, type SubscriptionsDeps } from '../src/channels/subscriptions.js';
 import type { ChannelInstruments } from '../src/telemetry/instruments.js';
+import { UnsampledShortcutTracer } from '../src/telemetry/tracer.js';
 
 /** A broker whose subscribe the test settles by hand, as a networked engine's would settle later. */
 function pendingBroker(): { broker: Broker; fail: (err: Error) => void; listeners: () => number } {
@@ -62,4 +65,37 @@ test('a subscriber that joins while the broker subscription is pending is refuse
   assert.equal(hub.subscriptionCount, 0);
   assert.equal(hub.channelCount, 0);
   assert.equal(listeners(), 0);
+});
+
+test('a publication reaches every local subscriber as one shared Buffer: serialised once per instance, copied for none', async () => {
+  const broker = new MemoryBroker({ size: 10, ttlMs: 60_000 });
+  const noop = new Proxy({}, { get: () => () => undefined }) as ChannelInstruments;
+  const hub = new Subscriptions({
+    broker,
+    instruments: noop,
+    logger: pino({ level: 'silent' }),
+    labels: new NamespaceLabels([]),
+    maxPublishBytes: 1024,
+    maxPerConnection: 10,
+    tracer: new UnsampledShortcutTracer(trace.getTracer('test'), 'disabled'),
+  });
+  const channel = parseChannel('chat:room-2')!;
+  const received: (string | Buffer)[][] = [];
+  for (let i = 0; i < 5; i++) {
+    const got: (string | Buffer)[] = [];
+    received.push(got);
+    (await hub.subscribe({ isOpen: true, send: (payload) => got.push(payload) }, channel)).flush();
+  }
+  await hub.publish(channel, { text: 'héllo' });
+  await new Promise((resolve) => setImmediate(resolve));
+  const first = received[0][0];
+  assert.ok(Buffer.isBuffer(first));
+  for (const got of received) {
+    assert.equal(got.length, 1);
+    assert.equal(got[0], first, 'the very same Buffer for every subscriber');
+  }
+  const frame = JSON.parse(first.toString('utf8')) as Record<string, unknown>;
+  assert.deepEqual(frame.data, { text: 'héllo' });
+  assert.equal(frame.type, 'message');
+  await broker.close();
 });

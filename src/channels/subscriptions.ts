@@ -33,16 +33,19 @@ import { remoteParent } from '../ws/trace-parent.js';
 import type { Broker, BrokerListener, Envelope, Position, Publication, RecoveryFailure } from './broker.js';
 import type { ChannelName, NamespaceLabels } from './names.js';
 
-/** What a subscriber must offer: Connection's accounted send and whether its socket is open. */
+/**
+ * What a subscriber must offer: Connection's accounted send and whether its socket is open. A
+ * Buffer payload is sent as a text frame: it is the UTF-8 of a frame shared by many subscribers.
+ */
 export interface Subscriber {
   readonly isOpen: boolean;
-  send(payload: string): void;
+  send(payload: string | Buffer): void;
 }
 
 /** A live delivery held for a recovering subscriber: the publication and the frame the others got. */
 interface Held {
   readonly publication: Publication;
-  readonly payload: string;
+  readonly payload: Buffer;
 }
 
 /**
@@ -372,7 +375,8 @@ export class Subscriptions {
       parent,
     );
     const active = trace.setSpan(parent, span);
-    const payload = this.#frame(channel, publication, active);
+    // Encoded once here: a string would be encoded again, and copied, for every subscriber.
+    const payload = Buffer.from(this.#frame(channel, publication, active));
     let delivered = 0;
     let closing = 0;
     let slow = 0;

@@ -63,6 +63,9 @@ export interface ConnectionDeps {
  */
 export const CLOSE_GRACE_MS = 1000;
 
+/** A shared delivery's UTF-8 goes out as text, written as is: ws copies neither it nor its frame. */
+const TEXT_FRAME = { binary: false } as const;
+
 /** Pongs queued but not yet written; past this the peer is not reading (it floods pings). */
 const MAX_PENDING_PONGS = 60;
 
@@ -333,8 +336,9 @@ export class Connection implements SendAccount, Subscriber {
    * that every send is accounted: this socket's unsent bytes, and the process-wide total.
    * The caller has checked that the socket is open.
    */
-  send(payload: string): void {
-    this.ws.send(payload);
+  send(payload: string | Buffer): void {
+    if (typeof payload === 'string') this.ws.send(payload);
+    else this.ws.send(payload, TEXT_FRAME);
     // Unsent bytes grow only when the peer reads slower than it makes us write; past the bound
     // the socket is closed instead of letting its buffer take the process's memory.
     const buffered = this.#track();
