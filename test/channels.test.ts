@@ -274,6 +274,25 @@ function channelSuite(engine: 'memory' | 'redis'): void {
       await c.close();
     });
 
+    it('a replay larger than one send batch arrives whole and in order; the subscriber is not taken for a slow reader', async () => {
+      const pub = await connect();
+      const sub = await connect();
+      const joined = await sub.request({ type: 'subscribe', id: 1, channel: 'chat:batch' });
+      await sub.request({ type: 'unsubscribe', id: 2, channel: 'chat:batch' });
+      // 60 × 2.5 KB: the replay crosses the 64 KiB batch flush twice, under MAX_BUFFERED_BYTES.
+      const filler = 'y'.repeat(2500);
+      for (let i = 0; i < 60; i++) pub.send({ type: 'publish', id: 10 + i, channel: 'chat:batch', data: `${i}:${filler}` });
+      await eventually(() => (pub.replies.filter((r) => r.type === 'published').length >= 60 ? true : undefined));
+      const reply = await sub.request({ type: 'subscribe', id: 3, channel: 'chat:batch', since: { epoch: joined.epoch, offset: 0 } });
+      assert.deepEqual([reply.recovered, reply.replayed], [true, 60]);
+      const got = await eventually(() => (messages(sub, 'chat:batch').length >= 60 ? messages(sub, 'chat:batch') : undefined));
+      assert.deepEqual(got.map((m) => Number(String(m.data).split(':')[0])), Array.from({ length: 60 }, (_, i) => i));
+      assert.deepEqual(got.map((m) => m.offset), Array.from({ length: 60 }, (_, i) => i + 1));
+      assert.equal((await sub.request({ type: 'ping', id: 4 })).type, 'pong', 'still open');
+      await pub.close();
+      await sub.close();
+    });
+
     it('recovery is traced: the subscribe span names the position, outcome and count; each replay is a CONSUMER span under its original publish', async () => {
       const pub = await connect();
       const sub = await connect();

@@ -40,6 +40,8 @@ import type { ChannelName, NamespaceLabels } from './names.js';
 export interface Subscriber {
   readonly isOpen: boolean;
   send(payload: string | Buffer): void;
+  /** Runs `sends` so that what they send leaves together (a replay), not one write each. */
+  batch(sends: () => void): void;
 }
 
 /** A live delivery held for a recovering subscriber: the publication and the frame the others got. */
@@ -186,14 +188,16 @@ export class Subscriptions {
     const caughtUp = last !== undefined && (last.epoch !== top.epoch || last.offset >= top.offset);
     channel.members.set(subscriber, caughtUp ? undefined : top);
     if (!subscriber.isOpen) return;
-    for (const publication of replay) this.#replay(channel, subscriber, publication, link);
     let sent = 0;
-    for (const { publication, payload } of held) {
-      if (publication.epoch === top.epoch && publication.offset <= top.offset) continue;
-      if (!subscriber.isOpen) break;
-      subscriber.send(payload);
-      sent++;
-    }
+    subscriber.batch(() => {
+      for (const publication of replay) this.#replay(channel, subscriber, publication, link);
+      for (const { publication, payload } of held) {
+        if (publication.epoch === top.epoch && publication.offset <= top.offset) continue;
+        if (!subscriber.isOpen) break;
+        subscriber.send(payload);
+        sent++;
+      }
+    });
     if (replay.length > 0) this.deps.instruments.countReplayed(channel.label, replay.length);
     if (replay.length + sent > 0) this.deps.instruments.countDelivered(channel.label, replay.length + sent);
   }

@@ -66,6 +66,9 @@ export const CLOSE_GRACE_MS = 1000;
 /** A shared delivery's UTF-8 goes out as text, written as is: ws copies neither it nor its frame. */
 const TEXT_FRAME = { binary: false } as const;
 
+/** A batch of sends is flushed to the kernel each time this much has been corked. */
+const BATCH_FLUSH_BYTES = 64 * 1024;
+
 /** Pongs queued but not yet written; past this the peer is not reading (it floods pings). */
 const MAX_PENDING_PONGS = 60;
 
@@ -136,6 +139,10 @@ export class Connection implements SendAccount, Subscriber {
    */
   #unsent = 0;
   #released = false;
+  /** The TCP socket under ws, corked while a batch of sends is made (see batch). */
+  readonly #socket: Socket | undefined;
+  /** Bytes sent since the socket was last corked for a batch; undefined outside a batch. */
+  #batched: number | undefined;
   #pendingPongs = 0;
   #graceTimer: NodeJS.Timeout | undefined;
   #received = 0;
@@ -172,6 +179,7 @@ export class Connection implements SendAccount, Subscriber {
     ws.on('pong', listeners.pong);
     // ws emits 'close' exactly once.
     ws.on('close', listeners.close);
+    this.#socket = socket;
     if (socket !== undefined) {
       (socket as OwnedStream)[OWNER] = this;
       socket.on('drain', listeners.drain);
@@ -339,11 +347,35 @@ export class Connection implements SendAccount, Subscriber {
   send(payload: string | Buffer): void {
     if (typeof payload === 'string') this.ws.send(payload);
     else this.ws.send(payload, TEXT_FRAME);
+    if (this.#batched !== undefined && (this.#batched += payload.length) >= BATCH_FLUSH_BYTES) {
+      // Corked bytes count as unsent: flushing every so often keeps a long replay from looking
+      // like a slow reader, and the process-wide total honest.
+      this.#socket!.uncork();
+      this.#socket!.cork();
+      this.#batched = 0;
+    }
     // Unsent bytes grow only when the peer reads slower than it makes us write; past the bound
     // the socket is closed instead of letting its buffer take the process's memory.
     const buffered = this.#track();
     if (buffered > this.deps.limits.maxBufferedBytes) {
       this.#forceClose('slow_reader', 1013, 'reading too slowly; try again later', { buffered_bytes: buffered });
+    }
+  }
+
+  /**
+   * Makes the sends inside `sends` leave together: the socket is corked meanwhile, so a replay
+   * of a hundred frames is one write to the kernel, not a hundred.
+   */
+  batch(sends: () => void): void {
+    const socket = this.#socket;
+    if (socket === undefined || this.#batched !== undefined) return sends();
+    this.#batched = 0;
+    socket.cork();
+    try {
+      sends();
+    } finally {
+      this.#batched = undefined;
+      socket.uncork();
     }
   }
 
