@@ -252,6 +252,41 @@ function channelSuite(engine: 'memory' | 'redis'): void {
       await second.close();
     });
 
+    it('many subscribers recovering from one position at once, while publishes continue: each gets every publication once, in order', async () => {
+      const publisher = await connect();
+      const first = await connect();
+      await first.request({ type: 'subscribe', id: 1, channel: 'chat:herd' });
+      publisher.send({ type: 'publish', id: 0, channel: 'chat:herd', data: 0 });
+      const [from] = await eventually(() => (messages(first, 'chat:herd').length === 1 ? messages(first, 'chat:herd') : undefined));
+      await first.close();
+      const N = 200;
+      const sent = (async () => {
+        for (let i = 1; i <= N; i++) {
+          publisher.send({ type: 'publish', id: i, channel: 'chat:herd', data: i });
+          if (i % 10 === 0) await new Promise((r) => setTimeout(r, 2));
+        }
+      })();
+      // Twenty come back at staggered moments during the stream: some share a read, some wait for the next.
+      const herd = await Promise.all(
+        Array.from({ length: 20 }, async (_, k) => {
+          await new Promise((r) => setTimeout(r, k * 3));
+          const client = await connect();
+          const reply = await client.request({ type: 'subscribe', id: 2, channel: 'chat:herd', since: { epoch: from.epoch, offset: from.offset } });
+          assert.equal(reply.recovered, true, JSON.stringify(reply));
+          return client;
+        }),
+      );
+      await sent;
+      for (const client of herd) {
+        const got = await eventually(() => (messages(client, 'chat:herd').length >= N ? messages(client, 'chat:herd') : undefined), 10_000, 'every publication');
+        await new Promise((r) => setTimeout(r, 20));
+        assert.deepEqual(messages(client, 'chat:herd').map((m) => m.data), Array.from({ length: N }, (_, i) => i + 1), 'no gap, no duplicate, in order');
+        assert.equal(got[0].offset, Number(from.offset) + 1);
+        await client.close();
+      }
+      await publisher.close();
+    });
+
     it('recovery that cannot be done says so and why; a malformed position is a bad_request; counted', async () => {
       const c = await connect();
       const joined = await c.request({ type: 'subscribe', id: 1, channel: 'chat:norec' });

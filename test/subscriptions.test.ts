@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { trace } from '@opentelemetry/api';
 import pino from 'pino';
-import type { Broker, BrokerListener } from '../src/channels/broker.js';
+import type { Broker, BrokerListener, Position, Publication, Recovery } from '../src/channels/broker.js';
 import { MemoryBroker } from '../src/channels/memory-broker.js';
 import { NamespaceLabels, parseChannel } from '../src/channels/names.js';
 import { Subscriptions, type SubscriptionsDeps } from '../src/channels/subscriptions.js';
@@ -98,4 +98,56 @@ test('a publication reaches every local subscriber as one shared Buffer: seriali
   assert.deepEqual(frame.data, { text: 'héllo' });
   assert.equal(frame.type, 'message');
   await broker.close();
+});
+
+test('a subscriber that joins while another\'s recovery read is in flight is not answered by that read: a publication delivered in between reaches it', async () => {
+  let listener: BrokerListener = () => undefined;
+  const reads: { since?: Position; answer: (r: Recovery) => void }[] = [];
+  const broker: Broker = {
+    system: 'test',
+    connect: () => Promise.resolve(),
+    status: () => ({ up: true }),
+    observe: () => undefined,
+    subscribe: (_channel, l) => {
+      listener = l;
+      return Promise.resolve();
+    },
+    unsubscribe: () => Promise.resolve(),
+    publish: () => Promise.reject(new Error('not used')),
+    recover: (_channel, since) => new Promise<Recovery>((resolve) => reads.push({ since, answer: resolve })),
+    close: () => Promise.resolve(),
+  };
+  const noop = new Proxy({}, { get: () => () => undefined }) as ChannelInstruments;
+  const hub = new Subscriptions({
+    broker,
+    instruments: noop,
+    logger: pino({ level: 'silent' }),
+    labels: new NamespaceLabels([]),
+    maxPublishBytes: 1024,
+    maxPerConnection: 10,
+    tracer: new UnsampledShortcutTracer(trace.getTracer('test'), 'disabled'),
+  });
+  const channel = parseChannel('chat:race')!;
+  const publication = (offset: number): Publication => ({ epoch: 'e', offset, json: String(offset), traceparent: undefined, tracestate: undefined, publishedAt: Date.now() });
+  const offsets = (got: (string | Buffer)[]): number[] => got.map((p) => (JSON.parse(p.toString()) as { offset: number }).offset);
+  const since = { epoch: 'e', offset: 3 };
+  const a: (string | Buffer)[] = [];
+  const b: (string | Buffer)[] = [];
+  const subscriber = (got: (string | Buffer)[]) => ({ isOpen: true, send: (p: string | Buffer) => got.push(p), batch: (sends: () => void) => sends() });
+
+  const first = hub.subscribe(subscriber(a), channel, since);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(reads.length, 1);
+  // Redis ran the first read (top 5), then offset 6 was published and reached this instance live.
+  listener(publication(6));
+  const second = hub.subscribe(subscriber(b), channel, since);
+  await new Promise((r) => setImmediate(r));
+  reads[0].answer({ top: { epoch: 'e', offset: 5 }, publications: [publication(4), publication(5)], recovered: true });
+  (await first).flush();
+  await new Promise((r) => setImmediate(r));
+  assert.equal(reads.length, 2, 'the second subscriber got a read of its own, made after it joined');
+  reads[1].answer({ top: { epoch: 'e', offset: 6 }, publications: [publication(4), publication(5), publication(6)], recovered: true });
+  (await second).flush();
+  assert.deepEqual(offsets(a), [4, 5, 6]);
+  assert.deepEqual(offsets(b), [4, 5, 6]);
 });

@@ -32,6 +32,7 @@ import type { ServiceTracer } from '../telemetry/tracer.js';
 import { remoteParent } from '../ws/trace-parent.js';
 import type { Broker, BrokerListener, Envelope, Position, Publication, RecoveryFailure } from './broker.js';
 import type { ChannelName, NamespaceLabels } from './names.js';
+import { RecoveryReads } from './recovery-reads.js';
 
 /**
  * What a subscriber must offer: Connection's accounted send and whether its socket is open. A
@@ -100,10 +101,13 @@ export interface SubscriptionsDeps {
 
 export class Subscriptions {
   readonly #channels = new Map<string, Channel>();
+  readonly #reads: RecoveryReads;
   readonly #bySubscriber = new Map<Subscriber, Set<string>>();
   #count = 0;
 
-  constructor(private readonly deps: SubscriptionsDeps) {}
+  constructor(private readonly deps: SubscriptionsDeps) {
+    this.#reads = new RecoveryReads(deps.broker);
+  }
 
   get subscriptionCount(): number {
     return this.#count;
@@ -167,7 +171,7 @@ export class Subscriptions {
   /** The broker's answer, or `unavailable` for the client (and `joining`'s subscription undone). */
   async #recover(channel: string, since: Position | undefined, joining: Subscriber | undefined): Promise<{ top: Position; publications: readonly Publication[]; recovered?: boolean; reason?: RecoveryFailure }> {
     try {
-      return await this.deps.broker.recover(channel, since);
+      return await this.#reads.read(channel, since);
     } catch (err) {
       if (joining !== undefined) this.#leave(joining, channel);
       this.deps.instruments.countRejected('unavailable');
