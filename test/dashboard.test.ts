@@ -617,21 +617,25 @@ before(async () => {
 });
 
 after(async () => {
-  await Promise.all(traffic.map((t) => t.stop()));
-  if (prometheus?.exitCode === null && prometheus.signalCode === null) {
-    const exited = once(prometheus, 'exit');
-    prometheus.kill('SIGTERM');
-    try {
-      await withTimeout(exited, 10_000, 'prometheus to exit');
-    } catch {
-      prometheus.kill('SIGKILL');
-      await exited;
+  // Whatever fails on the way, the service processes are killed: a live child keeps npm test waiting.
+  try {
+    await Promise.all(traffic.map((t) => t.stop()));
+    if (prometheus?.exitCode === null && prometheus.signalCode === null) {
+      const exited = once(prometheus, 'exit');
+      prometheus.kill('SIGTERM');
+      try {
+        await withTimeout(exited, 10_000, 'prometheus to exit');
+      } catch {
+        prometheus.kill('SIGKILL');
+        await exited;
+      }
     }
+    collector?.close();
+    await receiver?.close();
+  } finally {
+    await killChildren();
+    if (dir) rmSync(dir, { recursive: true, force: true });
   }
-  collector?.close();
-  await receiver?.close();
-  await killChildren();
-  if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 describe('every query against a real Prometheus scraping two instances', () => {
