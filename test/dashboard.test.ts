@@ -1,6 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -9,7 +7,8 @@ import { after, before, describe, test } from 'node:test';
 import { stringify } from 'yaml';
 import { Client, eventually, killChildren, startChild, withTimeout, type RunningService } from './helpers.js';
 import { startOtlpReceiver, type AttributeValue, type OtlpReceiver, type ReceivedMetric } from './otlp-receiver.js';
-import { freePort, notFoundMessage, readRepoFile, readYaml, repoPath, requireBinary } from './stack-helpers.js';
+import { readRepoFile, readYaml, repoPath, requireBinary } from './stack-helpers.js';
+import { PrometheusServer } from './prometheus-server.js';
 import { attemptUpgrade } from './upgrade-attempt.js';
 
 // The Grafana dashboard (otel/grafana/dashboards/ws-service.json) and its provisioning
@@ -383,8 +382,7 @@ type Series = { metric: Record<string, string>; value?: [number, string]; values
 let instances: RunningService[] = [];
 let receiver: OtlpReceiver;
 let collector: Server;
-let prometheus: ChildProcess | undefined;
-let prometheusLog = '';
+let prometheus: PrometheusServer | undefined;
 let api: string;
 let dir: string;
 let startedAt: number;
@@ -525,35 +523,8 @@ async function startPrometheus(collectorPort: number): Promise<void> {
   writeFileSync(join(dir, 'prometheus.yml'), stringify(config));
   symlinkSync(repoPath('otel/rules'), join(dir, 'rules'));
 
-  const port = await freePort();
-  api = `http://127.0.0.1:${port}`;
-  const child = spawn(
-    'prometheus',
-    [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  prometheus = child;
-  child.stdout.setEncoding('utf8').on('data', (c: string) => (prometheusLog += c));
-  child.stderr.setEncoding('utf8').on('data', (c: string) => (prometheusLog += c));
-  const failed = new Promise<never>((_, reject) => {
-    child.once('error', (err: NodeJS.ErrnoException) => reject(err.code === 'ENOENT' ? new Error(notFoundMessage('prometheus')) : err));
-    child.once('exit', (code) => reject(new Error(`prometheus exited with ${code}:\n${prometheusLog}`)));
-  });
-  failed.catch(() => {});
-  await Promise.race([
-    failed,
-    eventually(
-      async () => {
-        try {
-          return (await fetch(`${api}/-/ready`)).status === 200 ? true : undefined;
-        } catch {
-          return undefined;
-        }
-      },
-      30_000,
-      'prometheus /-/ready',
-    ),
-  ]);
+  prometheus = await PrometheusServer.start(dir, 30_000);
+  api = prometheus.api;
 }
 
 before(async () => {
@@ -620,16 +591,7 @@ after(async () => {
   // Whatever fails on the way, the service processes are killed: a live child keeps npm test waiting.
   try {
     await Promise.all(traffic.map((t) => t.stop()));
-    if (prometheus?.exitCode === null && prometheus.signalCode === null) {
-      const exited = once(prometheus, 'exit');
-      prometheus.kill('SIGTERM');
-      try {
-        await withTimeout(exited, 10_000, 'prometheus to exit');
-      } catch {
-        prometheus.kill('SIGKILL');
-        await exited;
-      }
-    }
+    await prometheus?.stop();
     collector?.close();
     await receiver?.close();
   } finally {

@@ -1,15 +1,14 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parse } from 'yaml';
-import { Client, eventually, killChildren, startChild, withTimeout, type RunningService } from './helpers.js';
+import { Client, eventually, killChildren, startChild, type RunningService } from './helpers.js';
+import { PrometheusServer } from './prometheus-server.js';
 import { RedisServer } from './redis-server.js';
-import { freePort, notFoundMessage, readRepoFile, repoPath, requireBinary } from './stack-helpers.js';
+import { readRepoFile, repoPath, requireBinary } from './stack-helpers.js';
 
 // Debian's real Prometheus, run with the project's own otel/prometheus.yml and rules, rewritten
 // only where it must be: targets on loopback and 1 s intervals instead of 15 s. The ws-service
@@ -79,8 +78,7 @@ let svc: RunningService;
 let svc2: RunningService;
 let redis: RedisServer | undefined;
 let collector: Server;
-let prometheus: ChildProcess;
-let prometheusLog = '';
+let prometheus: PrometheusServer | undefined;
 let api: string;
 let dir: string;
 let serviceInstance: string;
@@ -136,58 +134,19 @@ before(async () => {
   // rule_files are relative to the config file: the project's own rules, unchanged.
   symlinkSync(repoPath('otel/rules'), join(dir, 'rules'));
 
-  const port = await freePort();
-  api = `http://127.0.0.1:${port}`;
-  prometheus = spawn(
-    'prometheus',
-    [
-      `--config.file=${join(dir, 'prometheus.yml')}`,
-      `--storage.tsdb.path=${join(dir, 'data')}`,
-      `--web.listen-address=127.0.0.1:${port}`,
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  prometheus.stdout!.setEncoding('utf8').on('data', (c: string) => (prometheusLog += c));
-  prometheus.stderr!.setEncoding('utf8').on('data', (c: string) => (prometheusLog += c));
-  const spawnFailed = new Promise<never>((_, reject) => {
-    prometheus.once('error', (err: NodeJS.ErrnoException) =>
-      reject(err.code === 'ENOENT' ? new Error(notFoundMessage('prometheus')) : err),
-    );
-    prometheus.once('exit', (code) => reject(new Error(`prometheus exited with ${code}:\n${prometheusLog}`)));
-  });
-  spawnFailed.catch(() => {});
-  // Startup on a busy two-core machine can take seconds: poll readiness under a deadline.
-  await Promise.race([
-    spawnFailed,
-    eventually(
-      async () => {
-        try {
-          return (await fetch(`${api}/-/ready`)).status === 200 ? true : undefined;
-        } catch {
-          return undefined;
-        }
-      },
-      60_000,
-      'prometheus /-/ready',
-    ),
-  ]);
+  prometheus = await PrometheusServer.start(dir);
+  api = prometheus.api;
 });
 
 after(async () => {
-  if (prometheus?.exitCode === null && prometheus.signalCode === null) {
-    const exited = once(prometheus, 'exit');
-    prometheus.kill('SIGTERM');
-    try {
-      await withTimeout(exited, 10_000, 'prometheus to exit');
-    } catch {
-      prometheus.kill('SIGKILL');
-      await exited;
-    }
+  try {
+    await prometheus?.stop();
+    collector?.close();
+  } finally {
+    await killChildren();
+    await redis?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
   }
-  collector?.close();
-  await killChildren();
-  await redis?.stop();
-  if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 describe('real Prometheus with otel/prometheus.yml and the alert rules', () => {
