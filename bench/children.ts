@@ -44,16 +44,18 @@ export function pinProcess(pid: number, core: string): void {
   spawnSync('taskset', ['-a', '-p', '-c', core, String(pid)], { stdio: 'ignore' });
 }
 
-/** Spawns `node args…` (pinned to `core` if given) and tracks it for cleanup. */
-export function spawnNode(args: readonly string[], core: string | undefined, options: SpawnOptions): ChildProcess {
-  // taskset execs node, so the child's pid is node's own: /proc/<pid>/stat is the server's accounting.
-  const child =
-    core === undefined
-      ? spawn(process.execPath, args, options)
-      : spawn('taskset', ['-c', core, process.execPath, ...args], options);
+/** Spawns `command args…` (pinned to `core` if given) and tracks it for cleanup. */
+export function spawnPinned(command: string, args: readonly string[], core: string | undefined, options: SpawnOptions): ChildProcess {
+  // taskset execs the command, so the child's pid is the command's own: /proc/<pid>/stat is its accounting.
+  const child = core === undefined ? spawn(command, args, options) : spawn('taskset', ['-c', core, command, ...args], options);
   live.add(child);
   child.once('exit', () => live.delete(child));
   return child;
+}
+
+/** Spawns `node args…` (pinned to `core` if given) and tracks it for cleanup. */
+export function spawnNode(args: readonly string[], core: string | undefined, options: SpawnOptions): ChildProcess {
+  return spawnPinned(process.execPath, args, core, options);
 }
 
 /** Resolves when the child has exited; SIGKILLs it if `signal` did not end it within `ms`. */

@@ -6,6 +6,7 @@
  * of each round (load.ts says why).
  */
 import type { AttackJob, CalmJob } from './abuse-protocol.js';
+import type { FanoutJob } from './fanout-protocol.js';
 import type { Percentiles } from './stats.js';
 
 export interface Target {
@@ -57,7 +58,7 @@ export interface ConformanceJob {
   readonly frames: readonly string[];
 }
 
-export type Job = InterleaveJob | OpenIdleJob | CloseIdleJob | ConformanceJob | CalmJob | AttackJob;
+export type Job = InterleaveJob | OpenIdleJob | CloseIdleJob | ConformanceJob | CalmJob | AttackJob | FanoutJob;
 export type JobRequest = Job & { readonly id: number };
 
 /** One server's share of one round: what happened while it had the load. */

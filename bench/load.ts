@@ -11,6 +11,7 @@
  */
 import WebSocket from 'ws';
 import { attack, calm } from './abuse-load.js';
+import { fanout } from './fanout-load.js';
 import { echoFrame } from './frames.js';
 import type {
   ConformanceJob,
@@ -460,6 +461,12 @@ function run(request: JobRequest): Promise<unknown> {
       return calm(request, () => emit({ kind: 'progress', id: request.id, text: 'connected' }));
     case 'attack':
       return attack(request);
+    case 'fanout-open':
+    case 'fanout-subscribe':
+    case 'fanout-slice':
+    case 'fanout-latency':
+    case 'fanout-close':
+      return fanout(request);
   }
 }
 

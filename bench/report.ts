@@ -291,13 +291,13 @@ export function summarise(results: readonly VariantResults[], settings: Settings
   return { variants, metrics, ratios, abuse: settings.abuse === undefined ? [] : abuseRows(results, settings.abuse) };
 }
 
-function fmt(value: number, digits: number): string {
+export function fmt(value: number, digits: number): string {
   if (!Number.isFinite(value)) return '–';
   if (Math.abs(value) >= 10_000) return `${(value / 1000).toFixed(1)}k`;
   return value.toFixed(digits);
 }
 
-function cell(s: Spread | null | undefined, digits: number): string {
+export function cell(s: Spread | null | undefined, digits: number): string {
   if (s === null || s === undefined) return 'n/a';
   if (s.min === s.max) return fmt(s.median, digits);
   return `${fmt(s.median, digits)} (${fmt(s.min, digits)}–${fmt(s.max, digits)})`;
@@ -318,7 +318,7 @@ function ratioCell(r: Ratio | undefined): string {
   return `${cell(r.value, 2)} ${r.target} ${r.met ? 'met' : 'NOT met'}`;
 }
 
-interface Table {
+export interface Table {
   readonly header: readonly string[];
   readonly rows: readonly (readonly string[])[];
   /** Row indexes that start a section, with its title. */
@@ -385,7 +385,7 @@ function abuseTable(rows: readonly AbuseRow[]): Table {
   return { header: ABUSE_HEADER, rows: cells, sections, proseLast: true };
 }
 
-function textTable(table: Table): string {
+export function textTable(table: Table): string {
   const widths = table.header.map((h, i) => Math.max(h.length, ...table.rows.map((r) => r[i].length)));
   const last = table.header.length - 1;
   const left = (i: number) => i === 0 || (i === last && table.proseLast === true);
@@ -399,7 +399,7 @@ function textTable(table: Table): string {
   return out.join('\n');
 }
 
-function markdownTable(table: Table): string {
+export function markdownTable(table: Table): string {
   const out = [`| ${table.header.join(' | ')} |`, `| ${table.header.map(() => '---').join(' | ')} |`];
   table.rows.forEach((row, i) => {
     const title = table.sections.get(i);

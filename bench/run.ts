@@ -1,14 +1,17 @@
 /**
- * `npm run bench`: issue 5's benchmark. Every variant's server runs in its own process, all on
- * one core, the load generator and the OTLP sink on the other. Idle memory takes each server in
- * turn; the message and handshake scenarios take every server in turn in short slices, round
- * after round. The table goes to stdout, progress to stderr, the full results to
- * bench/results/latest.json (and .md).
+ * `npm run bench`: issue 5's benchmark and issue 13's fan-out scenarios (fanout.ts). Every
+ * variant's server runs in its own process, all on one core, the load generator and the OTLP
+ * sink on the other. Idle memory takes each server in turn; the message and handshake scenarios
+ * take every server in turn in short slices, round after round, and so do the fan-out scenarios
+ * (two instances per variant on a redis-server the bench starts). The tables go to stdout,
+ * progress to stderr, the full results to bench/results/latest.json (and .md).
  *
- *   node dist/bench/run.js                 full run, about 11 minutes on 2 cores and 1.5 more for abuse
+ *   node dist/bench/run.js                 full run, about 11 minutes on 2 cores, 1.5 more for abuse, ~10 for fan-out
  *   node dist/bench/run.js --tiny          seconds: proves the harness works, measures nothing
  *   node dist/bench/run.js --rounds 5 --variants A,C,D --only echo_64 --out /tmp/r.json
  *   node dist/bench/run.js --only abuse --variants A,C   one hostile client at a time (abuse.ts); A and C unless --variants
+ *   node dist/bench/run.js --only fanout_broadcast_500 --variants F,FC,S,C --rounds 3
+ *                                          --variants names echo variants (A–E) and fan-out ones (F, FC, S, B–E) alike
  *   node dist/bench/run.js --profile C,D   --cpu-prof of each server at 64 B saturation (--profile-payload 1024,
  *                                          or --profile-churn: handshakes instead of messages)
  */
@@ -18,6 +21,9 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ABUSE_DEFAULT_VARIANTS, abuseEnv, runAbuse, type AbuseSettings } from './abuse.js';
 import { detectPinning, pinSelf } from './children.js';
+import { FANOUT_SCENARIO_NAMES, runFanout, type FanoutScenarioName, type FanoutSettings, type FanoutVariantResults } from './fanout.js';
+import { fanoutMarkdownReport, fanoutTextReport, FANOUT_TARGETS, summariseFanout, type FanoutSummary } from './fanout-report.js';
+import { FANOUT_VARIANT_NAMES, type FanoutVariantName } from './fanout-variants.js';
 import { Generator, Sink } from './generator.js';
 import { describeMachine, type Machine } from './machine.js';
 import { profileVariants } from './profile.js';
@@ -88,13 +94,62 @@ const TINY: Settings = {
   },
 };
 
+const broadcast = (subscribers: number, publishers: number, rate: number) => ({ subscribers, channels: 1, perSubscriber: 1, publishers, rate, memory: false });
+
+const FULL_FANOUT: FanoutSettings = {
+  rounds: 6,
+  // At a fixed rate a slice needs enough publications to weigh: 50 at 100/s.
+  sliceMs: 500,
+  cycles: 4,
+  warmupCycles: 2,
+  drainMs: 10_000,
+  // D and E export their spans in batches every 5 s.
+  settleMs: 6000,
+  // One period of ws-service's heartbeat (30 s), which pings every connection at once.
+  baselineMs: 30_000,
+  payloadBytes: 256,
+  connectConcurrency: 100,
+  subscribeInflight: 200,
+  memorySettleMs: 1000,
+  scenarios: {
+    fanout_broadcast_100: broadcast(100, 4, 100),
+    fanout_broadcast_500: broadcast(500, 4, 100),
+    // 2,000 deliveries per publish: at 25/s Socket.IO's two instances took 90% of their core
+    // and fell behind within slices; at 15/s every variant keeps well under it.
+    fanout_broadcast_2000: broadcast(2000, 4, 15),
+    // 25 deliveries per publish: at 400/s every variant's servers took 65–85% of their core
+    // with others' work on the machine; at 200/s about half.
+    fanout_many_channels: { subscribers: 5000, channels: 1000, perSubscriber: 5, publishers: 4, rate: 200, memory: true },
+  },
+};
+
+const TINY_FANOUT: FanoutSettings = {
+  rounds: 2,
+  sliceMs: 100,
+  cycles: 1,
+  warmupCycles: 1,
+  drainMs: 5000,
+  settleMs: 100,
+  baselineMs: 200,
+  payloadBytes: 256,
+  connectConcurrency: 50,
+  subscribeInflight: 50,
+  memorySettleMs: 0,
+  scenarios: {
+    fanout_broadcast_100: broadcast(6, 2, 100),
+    fanout_broadcast_500: broadcast(10, 2, 100),
+    fanout_broadcast_2000: broadcast(14, 2, 50),
+    fanout_many_channels: { subscribers: 40, channels: 20, perSubscriber: 5, publishers: 2, rate: 100, memory: true },
+  },
+};
+
 /** File descriptors a process needs beyond the idle connections it holds. */
 const FD_HEADROOM = 256;
 /** Other processes may use this much of one core before a phase waits for them. */
 const QUIET_CORES = 0.3;
 
 export interface Results {
-  readonly schema: 2;
+  readonly schema: 3;
   readonly mode: 'full' | 'tiny' | 'custom';
   readonly startedAt: string;
   readonly durationSeconds: number;
@@ -107,6 +162,16 @@ export interface Results {
   readonly targets: typeof TARGETS;
   readonly warnings: readonly string[];
   readonly summary: Summary;
+  /** Issue 13's fan-out scenarios; absent when none ran. */
+  readonly fanout?: {
+    readonly settings: FanoutSettings;
+    readonly redisVersion: string;
+    readonly durationSeconds: number;
+    readonly variants: readonly FanoutVariantResults[];
+    readonly scenarios: readonly FanoutScenarioName[];
+    readonly targets: typeof FANOUT_TARGETS;
+    readonly summary: FanoutSummary;
+  };
 }
 
 const progress = (line: string): void => {
@@ -132,8 +197,16 @@ async function waitForQuiet(budget: { ms: number }): Promise<void> {
 function variantList(raw: string | undefined): VariantName[] {
   if (raw === undefined) return [...VARIANT_NAMES];
   const names = raw.split(',').map((s) => s.trim().toUpperCase());
-  for (const n of names) if (!(VARIANT_NAMES as readonly string[]).includes(n)) throw new Error(`unknown variant ${n}; known: ${VARIANT_NAMES.join(', ')}`);
+  const known = [...new Set<string>([...VARIANT_NAMES, ...FANOUT_VARIANT_NAMES])];
+  for (const n of names) if (!known.includes(n)) throw new Error(`unknown variant ${n}; known: ${known.join(', ')}`);
   return VARIANT_NAMES.filter((v) => names.includes(v));
+}
+
+/** The fan-out variants among --variants (F, FC and S are fan-out's alone; B–E are in both). */
+function fanoutVariantList(raw: string | undefined): FanoutVariantName[] {
+  if (raw === undefined) return [...FANOUT_VARIANT_NAMES];
+  const names = raw.split(',').map((s) => s.trim().toUpperCase());
+  return FANOUT_VARIANT_NAMES.filter((v) => names.includes(v));
 }
 
 /** --rounds N: N rounds of everything (idle memory at most its default: it is stable and slow). */
@@ -141,11 +214,12 @@ function scaleRounds(base: Settings['rounds'], n: number): Settings['rounds'] {
   return { echo: n, latency: n, churn: n, idle: Math.min(base.idle, n) };
 }
 
-function scenarioList(raw: string | undefined): Set<ScenarioName> {
-  if (raw === undefined) return new Set(SCENARIO_NAMES);
+function scenarioList(raw: string | undefined): Set<ScenarioName | FanoutScenarioName> {
+  if (raw === undefined) return new Set([...SCENARIO_NAMES, ...FANOUT_SCENARIO_NAMES]);
   const names = raw.split(',').map((s) => s.trim());
-  for (const n of names) if (!(SCENARIO_NAMES as readonly string[]).includes(n)) throw new Error(`unknown scenario ${n}; known: ${SCENARIO_NAMES.join(', ')}`);
-  return new Set(names as ScenarioName[]);
+  const known: readonly string[] = [...SCENARIO_NAMES, ...FANOUT_SCENARIO_NAMES];
+  for (const n of names) if (!known.includes(n)) throw new Error(`unknown scenario ${n}; known: ${known.join(', ')}`);
+  return new Set(names as (ScenarioName | FanoutScenarioName)[]);
 }
 
 async function main(): Promise<void> {
@@ -165,7 +239,7 @@ async function main(): Promise<void> {
     },
   });
   const started = Date.now();
-  const maxMinutes = Number(values['max-minutes'] ?? (values.tiny ? 3 : 30));
+  const maxMinutes = Number(values['max-minutes'] ?? (values.tiny ? 5 : 45));
   // However the run goes, it ends: children are killed by children.ts's exit hook.
   setTimeout(() => {
     progress(`run exceeded ${maxMinutes} minutes; stopping`);
@@ -203,14 +277,21 @@ async function main(): Promise<void> {
     abuse,
   };
   const names = variantList(values.variants);
+  const fanoutNames = fanoutVariantList(values.variants);
   const only = scenarioList(values.only);
+  const echoWanted = SCENARIO_NAMES.some((s) => only.has(s));
+  const fanoutScenarios = FANOUT_SCENARIO_NAMES.filter((s) => only.has(s));
+  if (echoWanted && names.length === 0) throw new Error(`--variants names none of the echo variants (${VARIANT_NAMES.join(', ')})`);
+  if (fanoutScenarios.length > 0 && fanoutNames.length === 0) throw new Error(`--variants names none of the fan-out variants (${FANOUT_VARIANT_NAMES.join(', ')})`);
+  const fanoutBase = values.tiny ? TINY_FANOUT : FULL_FANOUT;
+  const fanoutSettings: FanoutSettings = values.rounds === undefined ? fanoutBase : { ...fanoutBase, rounds: Math.max(1, Number(values.rounds)) };
   let rate = values.rate === undefined ? undefined : Number(values.rate);
   if (only.has('latency_half_load') && rate === undefined && (names[0] !== 'A' || !only.has('echo_64'))) {
     throw new Error("the latency scenario's rate comes from A's echo_64 saturation: run both, or give --rate");
   }
   if (pinning === null) warnings.push('no taskset or a single core: servers and load share the CPU');
   for (const w of warnings) progress(`warning: ${w}`);
-  progress(`${machine.cores} cores, ${machine.cpuModel}, Node ${machine.node}; variants ${names.join(' ')}`);
+  progress(`${machine.cores} cores, ${machine.cpuModel}, Node ${machine.node}; variants ${echoWanted ? names.join(' ') : '–'}${fanoutScenarios.length > 0 ? `; fan-out variants ${fanoutNames.join(' ')}` : ''}`);
 
   const quiet = { ms: values.tiny ? 0 : 180_000 };
   const sink = await Sink.start(pinning?.load);
@@ -219,6 +300,7 @@ async function main(): Promise<void> {
   const attacker = only.has('abuse') ? await Generator.start(pinning?.load) : undefined;
   const servers = new Map<VariantName, ServerProcess>();
   const results: Results['variants'][number][] = [];
+  let fanout: Results['fanout'];
   const start = async (name: VariantName): Promise<ServerProcess> => {
     const server = await ServerProcess.start({ script: VARIANTS[name].script, env: VARIANTS[name].env(`${sink.endpoint}/${name}`) }, pinning?.server);
     // Also the warm-up: code compiled and lazily made state made before anything is measured.
@@ -268,7 +350,7 @@ async function main(): Promise<void> {
     await run('echo_1k', { ...echo, rounds: r.echo, cycles: c.echo, payloadBytes: 1024 });
 
     const counts = await sink.counts();
-    for (const name of names) {
+    for (const name of echoWanted ? names : []) {
       const server = servers.get(name);
       const variant = VARIANTS[name];
       const sinkCounts = Object.fromEntries(
@@ -299,6 +381,32 @@ async function main(): Promise<void> {
       };
       const runs = await runAbuse(targets, settings.abuse, startAbused, generator, attacker, () => waitForQuiet(quiet), progress);
       for (const [name, r] of runs) scenarios.get(name)!.abuse = r;
+    }
+
+    if (fanoutScenarios.length > 0) {
+      // The fan-out servers have the server core to themselves.
+      await Promise.all([...servers.values()].map((s) => s.stop()));
+      await sink.reset();
+      const run = await runFanout({
+        names: fanoutNames,
+        scenarios: fanoutScenarios,
+        settings: fanoutSettings,
+        pinning,
+        sink,
+        progress,
+        // A tiny run measures nothing: the second spent looking at the machine is not worth it there.
+        waitForQuiet: values.tiny ? () => Promise.resolve() : () => waitForQuiet(quiet),
+      });
+      warnings.push(...run.warnings);
+      fanout = {
+        settings: fanoutSettings,
+        redisVersion: run.redisVersion,
+        durationSeconds: run.durationSeconds,
+        variants: run.variants,
+        scenarios: FANOUT_SCENARIO_NAMES,
+        targets: FANOUT_TARGETS,
+        summary: summariseFanout(run.variants, fanoutScenarios),
+      };
     }
   } finally {
     await Promise.all([...servers.values()].map((s) => s.stop()));
@@ -337,7 +445,7 @@ async function main(): Promise<void> {
   const latencyRate = rate ?? Number.NaN;
   const summary = summarise(results, settings, latencyRate);
   const output: Results = {
-    schema: 2,
+    schema: 3,
     mode: values.tiny ? 'tiny' : values.rounds || values.variants || values.only ? 'custom' : 'full',
     startedAt: new Date(started).toISOString(),
     durationSeconds,
@@ -349,13 +457,17 @@ async function main(): Promise<void> {
     targets: TARGETS,
     warnings,
     summary,
+    ...(fanout === undefined ? {} : { fanout }),
   };
   const report = { summary, machine, settings, durationSeconds };
-  process.stdout.write(textReport(report));
+  const fanoutReport = fanout === undefined ? undefined : { summary: fanout.summary, settings: fanout.settings, machine, redisVersion: fanout.redisVersion, durationSeconds: fanout.durationSeconds };
+  const text = [...(echoWanted ? [textReport(report)] : []), ...(fanoutReport === undefined ? [] : [fanoutTextReport(fanoutReport)])];
+  const markdown = [...(echoWanted ? [markdownReport(report)] : []), ...(fanoutReport === undefined ? [] : [fanoutMarkdownReport(fanoutReport)])];
+  process.stdout.write(text.join('\n'));
   const out = resolve(values.out ?? resolve(resultsDir, 'latest.json'));
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, `${JSON.stringify(output, null, 2)}\n`);
-  writeFileSync(out.replace(/\.json$/, '') + '.md', markdownReport(report));
+  writeFileSync(out.replace(/\.json$/, '') + '.md', markdown.join('\n'));
   progress(`results: ${out}; took ${Math.round(durationSeconds)} s`);
 }
 

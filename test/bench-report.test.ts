@@ -8,6 +8,8 @@ import type { AbuseRun, AbuseSettings } from '../bench/abuse.js';
 import { manyKeysFrame, statusLines } from '../bench/abuse-load.js';
 import type { AttackResult } from '../bench/abuse-protocol.js';
 import { statusBytes } from '../bench/proc.js';
+import type { FanoutRound, FanoutVariantResults } from '../bench/fanout.js';
+import { summariseFanout } from '../bench/fanout-report.js';
 import { abuseRow, describeAttacker, markdownReport, summarise, textReport, type VariantResults } from '../bench/report.js';
 import type { ScenarioRound, Settings } from '../bench/scenarios.js';
 import { percentile, spread, type Percentiles } from '../bench/stats.js';
@@ -222,4 +224,34 @@ test('the abuse table: rows attack by attack, servers in order, in the text and 
   const none = summarise([{ name: 'A', title: 'A', logBytes: 0, scenarios: {} }], settings, 1000);
   assert.deepEqual(none.abuse, []);
   assert.ok(!textReport({ ...input, summary: none }).includes('calm p99'));
+});
+
+test('fan-out ratios are paired round by round against F, FC and S, judged only where issue 13 sets a target', () => {
+  const rounds = (perCpu: number[], p99: number[]): FanoutRound[] =>
+    perCpu.map((perCpuSecond, i) => ({ round: i + 1, perCpuSecond, lost: 0, expected: 10, latencyUs: { p50: 1, p99: p99[i], p999: p99[i], max: p99[i], samples: 10 } }) as unknown as FanoutRound);
+  const variant = (name: FanoutVariantResults['name'], perCpu: number[], p99: number[]): FanoutVariantResults => ({
+    name,
+    title: name,
+    env: {},
+    logBytes: 0,
+    scenarios: { fanout_broadcast_500: { rounds: rounds(perCpu, p99), idleServerCores: 0.01, idleRedisCores: 0, openSeconds: 1, subscribeSeconds: 1 } },
+  });
+  // Round by round C/F is 0.9, 0.5, 0.95: median 0.9, met; the ratio of the medians (95/100) would not be the judged one.
+  const summary = summariseFanout(
+    [variant('F', [100, 200, 100], [10, 10, 10]), variant('FC', [120, 240, 120], [5, 5, 5]), variant('S', [60, 60, 60], [20, 20, 20]), variant('C', [90, 100, 95], [12, 14, 30]), variant('D', [80, 90, 100], [1, 1, 1])],
+    ['fanout_broadcast_100', 'fanout_broadcast_500'],
+  );
+  assert.deepEqual(summary.scenarios, ['fanout_broadcast_500'], 'a scenario no variant ran is left out');
+  const r = summary.ratios.fanout_broadcast_500!;
+  assert.deepEqual(r['C/F'], { value: { median: 0.9, min: 0.5, max: 0.95 }, target: '≥ 0.9', met: true });
+  assert.equal(r['C/FC'].met, false);
+  assert.deepEqual(r['p99 C/F'].value, { median: 1.4, min: 1.2, max: 3 });
+  assert.equal(r['p99 C/F'].met, false);
+  // D/S per round: 1.33, 1.5, 1.67.
+  assert.equal(r['D/S'].met, true);
+  assert.deepEqual(r['S/F'].target, null);
+  assert.equal(r['S/F'].met, null);
+  // E did not run: no E ratio rather than a wrong one.
+  assert.equal(r['E/F'], undefined);
+  assert.equal(summary.metrics.fanout_broadcast_500!.server_idle_cpu.byVariant.C?.median, 1);
 });
