@@ -36,12 +36,7 @@ export function detectPinning(): Pinning | null {
 
 /** Moves this process (all its threads) onto `core`, so the orchestrator stays off the server's core. */
 export function pinSelf(core: string): void {
-  pinProcess(process.pid, core);
-}
-
-/** Moves a running process (all its threads) onto `core`: one started by something other than spawnNode. */
-export function pinProcess(pid: number, core: string): void {
-  spawnSync('taskset', ['-a', '-p', '-c', core, String(pid)], { stdio: 'ignore' });
+  spawnSync('taskset', ['-a', '-p', '-c', core, String(process.pid)], { stdio: 'ignore' });
 }
 
 /** Spawns `command args…` (pinned to `core` if given) and tracks it for cleanup. */

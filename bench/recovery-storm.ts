@@ -18,11 +18,12 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
-import { RedisServer } from '../test/redis-server.js';
-import { detectPinning, pinProcess, pinSelf, type Pinning } from './children.js';
+import { createClient } from '@redis/client';
+import { detectPinning, pinSelf, type Pinning } from './children.js';
 import { Sink } from './generator.js';
 import { describeMachine, type Machine } from './machine.js';
-import { processCpuSeconds } from './proc.js';
+import { processCpuSecondsExact } from './proc.js';
+import { RedisProcess } from './redis-process.js';
 import { ServerProcess } from './server-process.js';
 import { percentiles, spread, type Percentiles } from './stats.js';
 import { VARIANTS, type VariantName } from './variants.js';
@@ -168,9 +169,12 @@ async function until<T>(probe: () => Promise<T | undefined> | T | undefined, ms:
   }
 }
 
+/** The bench's own connection to Redis, for INFO: its commands are set apart from the storm's. */
+type Admin = ReturnType<typeof createClient>;
+
 /** `calls` per command from INFO commandstats. */
-async function commandCalls(redis: RedisServer): Promise<Map<string, number>> {
-  const info = String(await redis.command('INFO', 'commandstats'));
+async function commandCalls(admin: Admin): Promise<Map<string, number>> {
+  const info = await admin.info('commandstats');
   const calls = new Map<string, number>();
   for (const match of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) calls.set(match[1], Number(match[2]));
   return calls;
@@ -185,7 +189,7 @@ async function activeConnections(server: ServerProcess): Promise<number> {
 /** One storm against the instances of one variant: set up, take everyone away, bring everyone back. */
 async function stormRound(
   instances: readonly [ServerProcess, ServerProcess],
-  redis: RedisServer,
+  admin: Admin,
   redisPid: number,
   channel: string,
   settings: StormSettings,
@@ -216,9 +220,9 @@ async function stormRound(
   await until(async () => ((await activeConnections(instances[0])) + (await activeConnections(instances[1])) === 1 ? true : undefined), 30_000, 'the subscribers to be gone');
   const top = await publish(settings.back);
 
-  const cpuBefore = processCpuSeconds(instances[0].pid) + processCpuSeconds(instances[1].pid);
-  const redisBefore = processCpuSeconds(redisPid);
-  const callsBefore = await commandCalls(redis);
+  const cpuBefore = processCpuSecondsExact(instances[0].pid) + processCpuSecondsExact(instances[1].pid);
+  const redisBefore = processCpuSecondsExact(redisPid);
+  const callsBefore = await commandCalls(admin);
   const started = performance.now();
   const failures: string[] = [];
   const doneAt: number[] = [];
@@ -250,9 +254,9 @@ async function stormRound(
   const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), settings.timeoutMs).unref());
   const outcomes = await Promise.race([Promise.allSettled(storm), timeout]);
   const allRecoveredMs = performance.now() - started;
-  const cpuAfter = processCpuSeconds(instances[0].pid) + processCpuSeconds(instances[1].pid);
-  const redisAfter = processCpuSeconds(redisPid);
-  const callsAfter = await commandCalls(redis);
+  const cpuAfter = processCpuSecondsExact(instances[0].pid) + processCpuSecondsExact(instances[1].pid);
+  const redisAfter = processCpuSecondsExact(redisPid);
+  const callsAfter = await commandCalls(admin);
 
   const clients: StormClient[] = [];
   if (outcomes === 'timeout') failures.push(`not every subscriber recovered within ${settings.timeoutMs} ms`);
@@ -296,13 +300,15 @@ export async function runRecoveryStorm(
   pinning: Pinning | null,
   progress: (line: string) => void,
 ): Promise<StormResults['variants']> {
-  const redis = await RedisServer.start();
+  // Redis shares the load's core: the server core's CPU is the instances' alone.
+  const redis = await RedisProcess.start(pinning?.load);
+  const admin: Admin = createClient({ url: redis.url });
+  admin.on('error', () => undefined);
+  await admin.connect();
   const sink = await Sink.start(pinning?.load);
   const instances = new Map<StormVariant, [ServerProcess, ServerProcess]>();
   try {
-    // Redis shares the load's core: the server core's CPU is the instances' alone.
-    const redisPid = redis.pid!;
-    if (pinning !== null) pinProcess(redisPid, pinning.load);
+    const redisPid = redis.pid;
     for (const name of STORM_VARIANTS) {
       const env = { ...VARIANTS[name].env(`${sink.endpoint}/${name}`), REDIS_URL: redis.url, REDIS_CHANNEL_PREFIX: `bench-${name}:` };
       const pair = await Promise.all([0, 1].map(() => ServerProcess.start({ script: VARIANTS[name].script, env }, pinning?.server)));
@@ -311,7 +317,7 @@ export async function runRecoveryStorm(
     const rounds = new Map<StormVariant, StormRound[]>(STORM_VARIANTS.map((n) => [n, []]));
     for (let round = 1; round <= settings.rounds; round++) {
       for (const name of STORM_VARIANTS) {
-        const result = await stormRound(instances.get(name)!, redis, redisPid, `${CHANNEL_PREFIX}round-${round}`, settings);
+        const result = await stormRound(instances.get(name)!, admin, redisPid, `${CHANNEL_PREFIX}round-${round}`, settings);
         rounds.get(name)!.push(result);
         progress(
           `storm round ${round}/${settings.rounds} ${name}: ${result.recovered}/${result.subscribers} recovered in ${Math.round(result.allRecoveredMs)} ms, ` +
@@ -324,6 +330,7 @@ export async function runRecoveryStorm(
   } finally {
     await Promise.all([...instances.values()].flat().map((s) => s.stop()));
     await sink.stop();
+    admin.destroy();
     await redis.stop();
   }
 }
