@@ -9,19 +9,14 @@
  * Only ws-service recovers (the floors and Socket.IO keep no history), so the variants are
  * ws-service's own: as `npm start` runs it (C) and with every span exported (D).
  *
- *   node dist/bench/recovery-storm.js                 2,000 subscribers, 100 back, 3 rounds of C and D
- *   node dist/bench/recovery-storm.js --tiny          seconds: proves the harness, measures nothing
- *   node dist/bench/recovery-storm.js --subscribers 500 --back 50 --rounds 5 --out /tmp/s.json
+ *   node dist/bench/run.js --only recovery_storm                  2,000 subscribers, 100 back, 3 rounds of C and D
+ *   node dist/bench/run.js --only recovery_storm --tiny           seconds: proves the harness, measures nothing
+ *   node dist/bench/run.js --only recovery_storm --storm-subscribers 500 --storm-back 50 --rounds 5
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
-import WebSocket from 'ws';
 import { createClient } from '@redis/client';
-import { detectPinning, pinSelf, type Pinning } from './children.js';
+import WebSocket from 'ws';
+import type { Pinning } from './children.js';
 import { Sink } from './generator.js';
-import { describeMachine, type Machine } from './machine.js';
 import { processCpuSecondsExact } from './proc.js';
 import { RedisProcess } from './redis-process.js';
 import { ServerProcess } from './server-process.js';
@@ -42,6 +37,9 @@ export interface StormSettings {
 
 export const STORM_FULL: StormSettings = { subscribers: 2000, back: 100, rounds: 3, payloadBytes: 256, setupConcurrency: 200, timeoutMs: 60_000 };
 export const STORM_TINY: StormSettings = { subscribers: 40, back: 10, rounds: 1, payloadBytes: 256, setupConcurrency: 40, timeoutMs: 20_000 };
+
+/** Its name among `npm run bench`'s scenarios (--only). */
+export const RECOVERY_STORM = 'recovery_storm';
 
 export const STORM_VARIANTS = ['C', 'D'] as const satisfies readonly VariantName[];
 type StormVariant = (typeof STORM_VARIANTS)[number];
@@ -69,13 +67,10 @@ export interface StormRound {
   readonly redisCalls: Readonly<Record<string, number>>;
 }
 
-export interface StormResults {
-  readonly schema: 1;
-  readonly mode: 'full' | 'tiny' | 'custom';
-  readonly startedAt: string;
-  readonly machine: Machine;
-  readonly settings: StormSettings;
-  readonly variants: readonly { readonly name: StormVariant; readonly title: string; readonly rounds: readonly StormRound[] }[];
+export interface StormVariantResults {
+  readonly name: StormVariant;
+  readonly title: string;
+  readonly rounds: readonly StormRound[];
 }
 
 const CHANNEL_PREFIX = 'storm:';
@@ -299,7 +294,7 @@ export async function runRecoveryStorm(
   settings: StormSettings,
   pinning: Pinning | null,
   progress: (line: string) => void,
-): Promise<StormResults['variants']> {
+): Promise<readonly StormVariantResults[]> {
   // Redis shares the load's core: the server core's CPU is the instances' alone.
   const redis = await RedisProcess.start(pinning?.load);
   const admin: Admin = createClient({ url: redis.url });
@@ -337,7 +332,7 @@ export async function runRecoveryStorm(
 
 const median = (values: readonly number[]): number => spread(values).median;
 
-export function stormTable(variants: StormResults['variants']): string {
+export function stormTable(variants: readonly StormVariantResults[]): string {
   const rows = variants.map(({ name, rounds }) => {
     const cells = [
       name,
@@ -358,59 +353,4 @@ export function stormTable(variants: StormResults['variants']): string {
     '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     ...rows,
   ].join('\n');
-}
-
-async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      tiny: { type: 'boolean', default: false },
-      subscribers: { type: 'string' },
-      back: { type: 'string' },
-      rounds: { type: 'string' },
-      out: { type: 'string' },
-    },
-  });
-  const base = values.tiny ? STORM_TINY : STORM_FULL;
-  const settings: StormSettings = {
-    ...base,
-    ...(values.subscribers === undefined ? {} : { subscribers: Number(values.subscribers) }),
-    ...(values.back === undefined ? {} : { back: Number(values.back) }),
-    ...(values.rounds === undefined ? {} : { rounds: Number(values.rounds) }),
-  };
-  const stopAfter = setTimeout(() => {
-    process.stderr.write('[storm] run exceeded its time; stopping\n');
-    process.exit(1);
-  }, (settings.rounds * STORM_VARIANTS.length * (settings.timeoutMs + 60_000)) + 60_000).unref();
-  const pinning = detectPinning();
-  const machine = describeMachine(pinning);
-  if (pinning) pinSelf(pinning.load);
-  const progress = (line: string): void => void process.stderr.write(`[storm] ${line}\n`);
-  progress(`${machine.cores} cores, ${machine.cpuModel}, Node ${machine.node}; ${settings.subscribers} subscribers, ${settings.back} back, ${settings.rounds} rounds`);
-  const variants = await runRecoveryStorm(settings, pinning, progress);
-  clearTimeout(stopAfter);
-  const results: StormResults = {
-    schema: 1,
-    mode: values.tiny ? 'tiny' : values.subscribers || values.back || values.rounds ? 'custom' : 'full',
-    startedAt: new Date().toISOString(),
-    machine,
-    settings,
-    variants,
-  };
-  const table = stormTable(variants);
-  process.stdout.write(`${table}\n`);
-  const out = resolve(values.out ?? fileURLToPath(new URL('../../bench/results/recovery-storm.json', import.meta.url)));
-  mkdirSync(dirname(out), { recursive: true });
-  writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
-  writeFileSync(out.replace(/\.json$/, '.md'), `${table}\n`);
-  progress(`results: ${out}`);
-}
-
-if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  main().then(
-    () => process.exit(0),
-    (err: unknown) => {
-      process.stderr.write(`[storm] failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-      process.exit(1);
-    },
-  );
 }

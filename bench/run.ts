@@ -12,6 +12,8 @@
  *   node dist/bench/run.js --only abuse --variants A,C   one hostile client at a time (abuse.ts); A and C unless --variants
  *   node dist/bench/run.js --only fanout_broadcast_500 --variants F,FC,S,C --rounds 3
  *                                          --variants names echo variants (A–E) and fan-out ones (F, FC, S, B–E) alike
+ *   node dist/bench/run.js --only recovery_storm        2,000 subscribers back at once from 100 behind (recovery-storm.ts;
+ *                                          --storm-subscribers N, --storm-back N)
  *   node dist/bench/run.js --profile C,D   --cpu-prof of each server at 64 B saturation (--profile-payload 1024,
  *                                          or --profile-churn: handshakes instead of messages)
  */
@@ -27,6 +29,7 @@ import { FANOUT_VARIANT_NAMES, type FanoutVariantName } from './fanout-variants.
 import { Generator, Sink } from './generator.js';
 import { describeMachine, type Machine } from './machine.js';
 import { profileVariants } from './profile.js';
+import { RECOVERY_STORM, runRecoveryStorm, STORM_FULL, STORM_TINY, stormTable, type StormSettings, type StormVariantResults } from './recovery-storm.js';
 import { markdownReport, summarise, textReport, TARGETS, type Summary, type VariantResults } from './report.js';
 import {
   checkConformance,
@@ -162,6 +165,8 @@ export interface Results {
   readonly targets: typeof TARGETS;
   readonly warnings: readonly string[];
   readonly summary: Summary;
+  /** Issue 13's recovery storm (recovery-storm.ts); absent when it did not run. */
+  readonly storm?: { readonly settings: StormSettings; readonly variants: readonly StormVariantResults[] };
   /** Issue 13's fan-out scenarios; absent when none ran. */
   readonly fanout?: {
     readonly settings: FanoutSettings;
@@ -214,12 +219,14 @@ function scaleRounds(base: Settings['rounds'], n: number): Settings['rounds'] {
   return { echo: n, latency: n, churn: n, idle: Math.min(base.idle, n) };
 }
 
-function scenarioList(raw: string | undefined): Set<ScenarioName | FanoutScenarioName> {
-  if (raw === undefined) return new Set([...SCENARIO_NAMES, ...FANOUT_SCENARIO_NAMES]);
+type AnyScenario = ScenarioName | FanoutScenarioName | typeof RECOVERY_STORM;
+
+function scenarioList(raw: string | undefined): Set<AnyScenario> {
+  const known: readonly AnyScenario[] = [...SCENARIO_NAMES, ...FANOUT_SCENARIO_NAMES, RECOVERY_STORM];
+  if (raw === undefined) return new Set(known);
   const names = raw.split(',').map((s) => s.trim());
-  const known: readonly string[] = [...SCENARIO_NAMES, ...FANOUT_SCENARIO_NAMES];
-  for (const n of names) if (!known.includes(n)) throw new Error(`unknown scenario ${n}; known: ${known.join(', ')}`);
-  return new Set(names as (ScenarioName | FanoutScenarioName)[]);
+  for (const n of names) if (!(known as readonly string[]).includes(n)) throw new Error(`unknown scenario ${n}; known: ${known.join(', ')}`);
+  return new Set(names as AnyScenario[]);
 }
 
 async function main(): Promise<void> {
@@ -236,6 +243,8 @@ async function main(): Promise<void> {
       'profile-payload': { type: 'string', default: '64' },
       'profile-churn': { type: 'boolean', default: false },
       'max-minutes': { type: 'string' },
+      'storm-subscribers': { type: 'string' },
+      'storm-back': { type: 'string' },
     },
   });
   const started = Date.now();
@@ -301,6 +310,7 @@ async function main(): Promise<void> {
   const servers = new Map<VariantName, ServerProcess>();
   const results: Results['variants'][number][] = [];
   let fanout: Results['fanout'];
+  let storm: Results['storm'];
   const start = async (name: VariantName): Promise<ServerProcess> => {
     const server = await ServerProcess.start({ script: VARIANTS[name].script, env: VARIANTS[name].env(`${sink.endpoint}/${name}`) }, pinning?.server);
     // Also the warm-up: code compiled and lazily made state made before anything is measured.
@@ -408,6 +418,20 @@ async function main(): Promise<void> {
         summary: summariseFanout(run.variants, fanoutScenarios),
       };
     }
+
+    if (only.has(RECOVERY_STORM)) {
+      await Promise.all([...servers.values()].map((s) => s.stop()));
+      const base = values.tiny ? STORM_TINY : STORM_FULL;
+      const stormSettings: StormSettings = {
+        ...base,
+        ...(values.rounds === undefined ? {} : { rounds: Math.max(1, Number(values.rounds)) }),
+        ...(values['storm-subscribers'] === undefined ? {} : { subscribers: Math.max(2, Number(values['storm-subscribers'])) }),
+        ...(values['storm-back'] === undefined ? {} : { back: Math.max(1, Number(values['storm-back'])) }),
+      };
+      await waitForQuiet(quiet);
+      progress(`recovery storm: ${stormSettings.subscribers} subscribers, ${stormSettings.back} back, ${stormSettings.rounds} rounds`);
+      storm = { settings: stormSettings, variants: await runRecoveryStorm(stormSettings, pinning, (line) => progress(`  ${line}`)) };
+    }
   } finally {
     await Promise.all([...servers.values()].map((s) => s.stop()));
     await attacker?.stop();
@@ -446,7 +470,7 @@ async function main(): Promise<void> {
   const summary = summarise(results, settings, latencyRate);
   const output: Results = {
     schema: 3,
-    mode: values.tiny ? 'tiny' : values.rounds || values.variants || values.only ? 'custom' : 'full',
+    mode: values.tiny ? 'tiny' : values.rounds || values.variants || values.only || values['storm-subscribers'] || values['storm-back'] ? 'custom' : 'full',
     startedAt: new Date(started).toISOString(),
     durationSeconds,
     machine,
@@ -458,11 +482,13 @@ async function main(): Promise<void> {
     warnings,
     summary,
     ...(fanout === undefined ? {} : { fanout }),
+    ...(storm === undefined ? {} : { storm }),
   };
   const report = { summary, machine, settings, durationSeconds };
   const fanoutReport = fanout === undefined ? undefined : { summary: fanout.summary, settings: fanout.settings, machine, redisVersion: fanout.redisVersion, durationSeconds: fanout.durationSeconds };
-  const text = [...(echoWanted ? [textReport(report)] : []), ...(fanoutReport === undefined ? [] : [fanoutTextReport(fanoutReport)])];
-  const markdown = [...(echoWanted ? [markdownReport(report)] : []), ...(fanoutReport === undefined ? [] : [fanoutMarkdownReport(fanoutReport)])];
+  const stormReport = storm === undefined ? [] : [`Recovery storm, ${storm.settings.rounds === 1 ? '1 round' : `medians of ${storm.settings.rounds} rounds`}\n\n${stormTable(storm.variants)}\n`];
+  const text = [...(echoWanted ? [textReport(report)] : []), ...(fanoutReport === undefined ? [] : [fanoutTextReport(fanoutReport)]), ...stormReport];
+  const markdown = [...(echoWanted ? [markdownReport(report)] : []), ...(fanoutReport === undefined ? [] : [fanoutMarkdownReport(fanoutReport)]), ...stormReport];
   process.stdout.write(text.join('\n'));
   const out = resolve(values.out ?? resolve(resultsDir, 'latest.json'));
   mkdirSync(dirname(out), { recursive: true });
