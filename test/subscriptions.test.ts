@@ -50,7 +50,7 @@ test('a subscriber that joins while the broker subscription is pending is refuse
     maxPerConnection: 10,
     tracer: undefined as unknown as SubscriptionsDeps['tracer'],
   });
-  const member = () => ({ isOpen: true, send: () => undefined, batch: (sends: () => void) => sends() });
+  const member = () => ({ isOpen: true, send: () => undefined, deliver: () => undefined, batch: (sends: () => void) => sends() });
   const channel = parseChannel('chat:room-1')!;
   const first = hub.subscribe(member(), channel);
   const second = hub.subscribe(member(), channel);
@@ -84,7 +84,7 @@ test('a publication reaches every local subscriber as one shared Buffer: seriali
   for (let i = 0; i < 5; i++) {
     const got: (string | Buffer)[] = [];
     received.push(got);
-    (await hub.subscribe({ isOpen: true, send: (payload) => got.push(payload), batch: (sends) => sends() }, channel)).flush();
+    (await hub.subscribe({ isOpen: true, send: (payload) => got.push(payload), deliver: (frame) => got.push(frame), batch: (sends) => sends() }, channel)).flush();
   }
   await hub.publish(channel, { text: 'héllo' });
   await new Promise((resolve) => setImmediate(resolve));
@@ -133,7 +133,7 @@ test('a subscriber that joins while another\'s recovery read is in flight is not
   const since = { epoch: 'e', offset: 3 };
   const a: (string | Buffer)[] = [];
   const b: (string | Buffer)[] = [];
-  const subscriber = (got: (string | Buffer)[]) => ({ isOpen: true, send: (p: string | Buffer) => got.push(p), batch: (sends: () => void) => sends() });
+  const subscriber = (got: (string | Buffer)[]) => ({ isOpen: true, send: (p: string | Buffer) => got.push(p), deliver: (p: Buffer) => got.push(p), batch: (sends: () => void) => sends() });
 
   const first = hub.subscribe(subscriber(a), channel, since);
   await new Promise((r) => setImmediate(r));

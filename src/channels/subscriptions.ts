@@ -41,6 +41,8 @@ import { RecoveryReads } from './recovery-reads.js';
 export interface Subscriber {
   readonly isOpen: boolean;
   send(payload: string | Buffer): void;
+  /** Sends a live delivery; it may leave with the others this subscriber gets in the same turn. */
+  deliver(frame: Buffer): void;
   /** Runs `sends` so that what they send leaves together (a replay), not one write each. */
   batch(sends: () => void): void;
 }
@@ -405,7 +407,7 @@ export class Subscriptions {
           closing++;
           continue;
         }
-        member.send(payload);
+        member.deliver(payload);
         // This send passed the subscriber's unsent-bytes bound: it is being closed as a slow
         // reader and will not read this message. The others are not held back by it.
         if (member.isOpen) delivered++;

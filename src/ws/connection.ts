@@ -379,6 +379,36 @@ export class Connection implements SendAccount, Subscriber {
     }
   }
 
+  /**
+   * A live channel delivery. The socket stays corked until the end of this event-loop turn, so
+   * every message this subscriber gets in the turn (several publications read from the broker
+   * at once) leaves in one write to the kernel: on a busy instance, a system call saved per
+   * message per subscriber.
+   */
+  deliver(frame: Buffer): void {
+    const socket = this.#socket;
+    if (socket !== undefined && this.#batched === undefined) {
+      this.#batched = 0;
+      socket.cork();
+      Connection.#corked.push(this);
+      if (Connection.#corked.length === 1) setImmediate(Connection.#endTurn);
+    }
+    this.send(frame);
+  }
+
+  /** Connections corked by deliver() this turn. */
+  static readonly #corked: Connection[] = [];
+
+  static #endTurn(this: void): void {
+    const corked = Connection.#corked.splice(0);
+    for (const connection of corked) {
+      connection.#batched = undefined;
+      connection.#socket!.uncork();
+      // What the uncork handed to the kernel is no longer unsent.
+      connection.#track();
+    }
+  }
+
   /** Reports the change in this socket's unsent bytes since last read to the SendBudget. */
   #track(): number {
     if (this.#released) return 0;
