@@ -6,7 +6,7 @@
  * (two instances per variant on a redis-server the bench starts). The tables go to stdout,
  * progress to stderr, the full results to bench/results/latest.json (and .md).
  *
- *   node dist/bench/run.js                 full run, about 11 minutes on 2 cores, 1.5 more for abuse, ~10 for fan-out
+ *   node dist/bench/run.js                 full run, about 11 minutes on 2 cores, 1.5 more for abuse, ~13 for fan-out
  *   node dist/bench/run.js --tiny          seconds: proves the harness works, measures nothing
  *   node dist/bench/run.js --rounds 5 --variants A,C,D --only echo_64 --out /tmp/r.json
  *   node dist/bench/run.js --only abuse --variants A,C   one hostile client at a time (abuse.ts); A and C unless --variants
