@@ -6,20 +6,17 @@
  * numbers of a tiny run on a shared machine mean nothing.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { FANOUT_SCENARIO_NAMES } from '../bench/fanout.js';
 import { FANOUT_TARGETS } from '../bench/fanout-report.js';
 import { FANOUT_VARIANT_NAMES } from '../bench/fanout-variants.js';
 import type { Results } from '../bench/run.js';
-import { withTimeout } from './helpers.js';
+import { runBench } from './bench-run.js';
 import { requireBinary } from './stack-helpers.js';
 
-const RUN = fileURLToPath(new URL('../bench/run.js', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'ws-service-bench-fanout-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -27,16 +24,7 @@ test('tiny mode runs every fan-out scenario against every variant with no delive
   requireBinary('redis-server');
   const out = join(dir, 'tiny.json');
   const started = performance.now();
-  const child = spawn(process.execPath, [RUN, '--tiny', '--only', FANOUT_SCENARIO_NAMES.join(','), '--out', out], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const code = await withTimeout(
-    new Promise<number | null>((resolve) => child.once('exit', resolve)),
-    150_000,
-    'the tiny fan-out benchmark run',
-  ).finally(() => child.kill('SIGKILL'));
+  const { code, stdout, stderr } = await runBench(['--tiny', '--only', FANOUT_SCENARIO_NAMES.join(','), '--out', out], 150_000, 'the tiny fan-out benchmark run');
   t.diagnostic(`the tiny fan-out run took ${((performance.now() - started) / 1000).toFixed(1)} s`);
   assert.equal(code, 0, stderr);
 

@@ -4,28 +4,20 @@
  * well-formed results. It asserts what must hold in any run that worked, never a timing.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { RECOVERY_STORM, STORM_TINY, STORM_VARIANTS } from '../bench/recovery-storm.js';
 import type { Results } from '../bench/run.js';
-import { withTimeout } from './helpers.js';
+import { runBench } from './bench-run.js';
 
-const RUN = fileURLToPath(new URL('../bench/run.js', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'ws-service-storm-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 test('the recovery storm, tiny: every subscriber of every variant recovers exactly what it missed; results well formed', async () => {
   const out = join(dir, 'storm.json');
-  const child = spawn(process.execPath, [RUN, '--tiny', '--only', RECOVERY_STORM, '--out', out], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const code = await withTimeout(new Promise<number | null>((resolve) => child.once('exit', resolve)), 90_000, 'the tiny storm').finally(() => child.kill('SIGKILL'));
+  const { code, stdout, stderr } = await runBench(['--tiny', '--only', RECOVERY_STORM, '--out', out], 90_000, 'the tiny storm');
   assert.equal(code, 0, stderr);
 
   const results = JSON.parse(readFileSync(out, 'utf8')) as Results;

@@ -17,9 +17,9 @@ import { ATTACKS } from '../bench/abuse-protocol.js';
 import type { Results } from '../bench/run.js';
 import { SCENARIO_NAMES } from '../bench/scenarios.js';
 import { VARIANT_NAMES } from '../bench/variants.js';
+import { runBench } from './bench-run.js';
 import { withTimeout } from './helpers.js';
 
-const RUN = fileURLToPath(new URL('../bench/run.js', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'ws-service-bench-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -42,16 +42,7 @@ const POSITIVE: Record<string, { rounds: keyof Results['settings']['rounds']; pa
 test('tiny mode runs every variant and scenario and writes well-formed results', async () => {
   const out = join(dir, 'tiny.json');
   // The fan-out scenarios have a test of their own (bench-fanout.test.ts).
-  const child = spawn(process.execPath, [RUN, '--tiny', '--only', SCENARIO_NAMES.join(','), '--out', out], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const code = await withTimeout(
-    new Promise<number | null>((resolve) => child.once('exit', resolve)),
-    170_000,
-    'the tiny benchmark run',
-  ).finally(() => child.kill('SIGKILL'));
+  const { code, stdout, stderr } = await runBench(['--tiny', '--only', SCENARIO_NAMES.join(','), '--out', out], 170_000, 'the tiny benchmark run');
   assert.equal(code, 0, stderr);
 
   const results = JSON.parse(readFileSync(out, 'utf8')) as Results;

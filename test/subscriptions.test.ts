@@ -37,6 +37,19 @@ function pendingBroker(): { broker: Broker; fail: (err: Error) => void; listener
   return { broker, fail: (err) => reject(err), listeners: () => subscribed.size };
 }
 
+/** Subscriptions on `broker` with no telemetry: instruments that do nothing, spans never recorded. */
+function quietHub(broker: Broker): Subscriptions {
+  return new Subscriptions({
+    broker,
+    instruments: new Proxy({}, { get: () => () => undefined }) as ChannelInstruments,
+    logger: pino({ level: 'silent' }),
+    labels: new NamespaceLabels([]),
+    maxPublishBytes: 1024,
+    maxPerConnection: 10,
+    tracer: new UnsampledShortcutTracer(trace.getTracer('test'), 'disabled'),
+  });
+}
+
 test('a subscriber that joins while the broker subscription is pending is refused with the first when the broker fails; nothing is left counted', async () => {
   const { broker, fail, listeners } = pendingBroker();
   const rejected: string[] = [];
@@ -69,16 +82,7 @@ test('a subscriber that joins while the broker subscription is pending is refuse
 
 test('a publication reaches every local subscriber as one shared Buffer: serialised once per instance, copied for none', async () => {
   const broker = new MemoryBroker({ size: 10, ttlMs: 60_000 });
-  const noop = new Proxy({}, { get: () => () => undefined }) as ChannelInstruments;
-  const hub = new Subscriptions({
-    broker,
-    instruments: noop,
-    logger: pino({ level: 'silent' }),
-    labels: new NamespaceLabels([]),
-    maxPublishBytes: 1024,
-    maxPerConnection: 10,
-    tracer: new UnsampledShortcutTracer(trace.getTracer('test'), 'disabled'),
-  });
+  const hub = quietHub(broker);
   const channel = parseChannel('chat:room-2')!;
   const received: (string | Buffer)[][] = [];
   for (let i = 0; i < 5; i++) {
@@ -117,16 +121,7 @@ test('a subscriber that joins while another\'s recovery read is in flight is not
     recover: (_channel, since) => new Promise<Recovery>((resolve) => reads.push({ since, answer: resolve })),
     close: () => Promise.resolve(),
   };
-  const noop = new Proxy({}, { get: () => () => undefined }) as ChannelInstruments;
-  const hub = new Subscriptions({
-    broker,
-    instruments: noop,
-    logger: pino({ level: 'silent' }),
-    labels: new NamespaceLabels([]),
-    maxPublishBytes: 1024,
-    maxPerConnection: 10,
-    tracer: new UnsampledShortcutTracer(trace.getTracer('test'), 'disabled'),
-  });
+  const hub = quietHub(broker);
   const channel = parseChannel('chat:race')!;
   const publication = (offset: number): Publication => ({ epoch: 'e', offset, json: String(offset), traceparent: undefined, tracestate: undefined, publishedAt: Date.now() });
   const offsets = (got: (string | Buffer)[]): number[] => got.map((p) => (JSON.parse(p.toString()) as { offset: number }).offset);
