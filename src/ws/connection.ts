@@ -66,7 +66,10 @@ export const CLOSE_GRACE_MS = 1000;
 /** A shared delivery's UTF-8 goes out as text, written as is: ws copies neither it nor its frame. */
 const TEXT_FRAME = { binary: false } as const;
 
-/** A batch of sends is flushed to the kernel each time this much has been corked. */
+/**
+ * A batch of sends is flushed to the kernel each time this much has been corked (a quarter of
+ * MAX_BUFFERED_BYTES if that is less, so corked bytes alone never make a slow reader).
+ */
 const BATCH_FLUSH_BYTES = 64 * 1024;
 
 /** Pongs queued but not yet written; past this the peer is not reading (it floods pings). */
@@ -347,7 +350,7 @@ export class Connection implements SendAccount, Subscriber {
   send(payload: string | Buffer): void {
     if (typeof payload === 'string') this.ws.send(payload);
     else this.ws.send(payload, TEXT_FRAME);
-    if (this.#batched !== undefined && (this.#batched += payload.length) >= BATCH_FLUSH_BYTES) {
+    if (this.#batched !== undefined && (this.#batched += payload.length) >= Math.min(BATCH_FLUSH_BYTES, this.deps.limits.maxBufferedBytes >> 2)) {
       // Corked bytes count as unsent: flushing every so often keeps a long replay from looking
       // like a slow reader, and the process-wide total honest.
       this.#socket!.uncork();
