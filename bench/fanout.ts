@@ -23,7 +23,7 @@ import type { FanoutLatencyResult, FanoutOpenResult, FanoutSliceResult, FanoutSu
 import { machineBusySeconds, processCpuSecondsExact } from './proc.js';
 import { RedisProcess } from './redis-process.js';
 import { ServerProcess } from './server-process.js';
-import type { Percentiles } from './stats.js';
+import { shuffled, slope, type Percentiles } from './stats.js';
 
 export const FANOUT_SCENARIO_NAMES = ['fanout_broadcast_100', 'fanout_broadcast_500', 'fanout_broadcast_2000', 'fanout_many_channels'] as const;
 export type FanoutScenarioName = (typeof FANOUT_SCENARIO_NAMES)[number];
@@ -63,18 +63,10 @@ export interface FanoutSettings {
   readonly scenarios: Readonly<Record<FanoutScenarioName, FanoutScenarioSettings>>;
 }
 
-/** One round of one scenario for one variant. */
-export interface FanoutRound {
+/** One round of one scenario for one variant: its slices' counts summed, and what it cost. */
+export interface FanoutRound
+  extends Pick<FanoutSliceResult, 'published' | 'accepted' | 'refused' | 'unanswered' | 'expected' | 'delivered' | 'lost' | 'duplicated' | 'late'> {
   readonly round: number;
-  readonly published: number;
-  readonly accepted: number;
-  readonly refused: number;
-  readonly unanswered: number;
-  readonly expected: number;
-  readonly delivered: number;
-  readonly lost: number;
-  readonly duplicated: number;
-  readonly late: number;
   /** Time this variant had the load: its slices and their drains. */
   readonly windowSeconds: number;
   readonly roundSeconds: number;
@@ -155,25 +147,6 @@ interface Member {
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-function shuffled<T>(items: readonly T[]): T[] {
-  const out = [...items];
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [out[i], out[j]] = [out[j], out[i]];
-  }
-  return out;
-}
-
-/** Least-squares slope of y over x. */
-function slope(points: readonly (readonly [number, number])[]): number {
-  const n = points.length;
-  const mx = points.reduce((s, [x]) => s + x, 0) / n;
-  const my = points.reduce((s, [, y]) => s + y, 0) / n;
-  const sxy = points.reduce((s, [x, y]) => s + (x - mx) * (y - my), 0);
-  const sxx = points.reduce((s, [x]) => s + (x - mx) ** 2, 0);
-  return sxy / sxx;
-}
 
 function channelNames(scenario: FanoutScenarioName, count: number): string[] {
   const tag = scenario.replace(/^fanout_/, '').replace(/_/g, '-');

@@ -26,7 +26,7 @@ import type {
   Window,
 } from './load-protocol.js';
 import { machineBusySeconds, processCpuSeconds } from './proc.js';
-import { percentiles } from './stats.js';
+import { percentiles, shuffled } from './stats.js';
 
 const CLIENT_OPTIONS: WebSocket.ClientOptions = {
   perMessageDeflate: false,
@@ -319,15 +319,6 @@ function churnDriver(job: InterleaveJob, target: Target): Driver {
     close: () => Promise.resolve(),
   };
   return driver;
-}
-
-function shuffled<T>(items: readonly T[]): T[] {
-  const out = [...items];
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [out[i], out[j]] = [out[j], out[i]];
-  }
-  return out;
 }
 
 /**

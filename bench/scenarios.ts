@@ -10,6 +10,7 @@ import { CONFORMANCE } from './frames.js';
 import type { Generator } from './generator.js';
 import type { ConformanceResult, InterleaveJob, InterleaveKind, InterleaveResult, OpenIdleResult, Round } from './load-protocol.js';
 import type { ServerProcess } from './server-process.js';
+import { slope } from './stats.js';
 
 export const SCENARIO_NAMES = ['echo_64', 'echo_1k', 'latency_half_load', 'idle_memory', 'churn', 'metrics_scrape', 'abuse'] as const;
 export type ScenarioName = (typeof SCENARIO_NAMES)[number];
@@ -216,16 +217,6 @@ async function scrapeAll(server: ServerProcess, connections: number, scrapes: nu
     maxMs: times[times.length - 1],
     serverCpuMsPerScrape: ((cpuAfter - cpuBefore) * 1000) / scrapes,
   };
-}
-
-/** Least-squares slope of y over x. */
-function slope(points: readonly (readonly [number, number])[]): number {
-  const n = points.length;
-  const mx = points.reduce((s, [x]) => s + x, 0) / n;
-  const my = points.reduce((s, [, y]) => s + y, 0) / n;
-  const sxy = points.reduce((s, [x, y]) => s + (x - mx) * (y - my), 0);
-  const sxx = points.reduce((s, [x]) => s + (x - mx) ** 2, 0);
-  return sxy / sxx;
 }
 
 /**
